@@ -1,0 +1,53 @@
+# EdgeOpt: `make run` and `make test` work on a fresh Debian 12 machine (they install what is missing).
+BUILD   ?= build
+FUZZ_BUILD ?= build-fuzz
+JOBS    ?= $(shell nproc)
+VENV    ?= .venv
+PYTHON  := $(VENV)/bin/python
+FUZZ_SECONDS ?= 20
+
+.PHONY: all deps pydeps build test test-unit test-interop fuzz run bench format clean
+
+all: build
+
+deps:
+	@scripts/install-deps.sh
+
+pydeps: deps
+	@scripts/install-py.sh $(VENV)
+
+$(BUILD)/build.ninja: CMakeLists.txt
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: build pydeps
+	cd $(BUILD) && ctest --output-on-failure
+	$(MAKE) test-interop
+	$(MAKE) fuzz
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure
+
+# Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
+test-interop: build pydeps
+	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/interop
+
+# Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
+fuzz: deps
+	CC=clang CXX=clang++ cmake -S . -B $(FUZZ_BUILD) -G Ninja -DEDGEOPT_FUZZ=ON -DEDGEOPT_WITH_TORCH=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(FUZZ_BUILD) -j $(JOBS)
+	scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+run: build
+	scripts/demo.sh $(BUILD)/edgeopt
+
+bench: build pydeps
+	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')
+
+clean:
+	rm -rf $(BUILD) $(FUZZ_BUILD)

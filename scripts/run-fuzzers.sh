@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every fuzz_* binary in the fuzz build for a few seconds from its seed corpus.
+set -euo pipefail
+BUILD=$1
+SECONDS_EACH=${2:-20}
+failed=0
+for bin in "$BUILD"/fuzz_*; do
+  [ -x "$bin" ] || continue
+  name=$(basename "$bin")
+  corpus="tests/fuzz/corpus/${name#fuzz_}"
+  work=$(mktemp -d)
+  [ -d "$corpus" ] && cp -r "$corpus"/. "$work"/ 2>/dev/null || true
+  echo "fuzzing $name for ${SECONDS_EACH}s"
+  if ! "$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb=2048 -max_len=1048576 -print_final_stats=0 "$work" > "$work.log" 2>&1; then
+    echo "FAILED: $name"; tail -40 "$work.log"; failed=1
+  fi
+  rm -rf "$work" "$work.log"
+done
+exit $failed

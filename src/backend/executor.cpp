@@ -1,0 +1,356 @@
+#include "backend/executor.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <string>
+#include <thread>
+
+namespace edgeopt::backend {
+namespace {
+
+using ir::Graph;
+using ir::Node;
+using ir::OpKind;
+
+std::vector<std::int64_t> pair_or(const std::vector<std::int64_t>& v, std::int64_t fallback) {
+  return {v.size() > 0 ? v[0] : fallback, v.size() > 1 ? v[1] : fallback};
+}
+
+// Splits IR pads [top, left, bottom, right] into a symmetric part torch takes natively and
+// whether an explicit pad is still needed.
+struct SpatialPads {
+  std::int64_t top = 0, left = 0, bottom = 0, right = 0;
+  bool symmetric() const { return top == bottom && left == right; }
+  std::vector<std::int64_t> torch_order() const { return {left, right, top, bottom}; }
+};
+
+SpatialPads spatial_pads(const std::vector<std::int64_t>& p) {
+  SpatialPads s;
+  if (p.size() == 4) {
+    s.top = p[0];
+    s.left = p[1];
+    s.bottom = p[2];
+    s.right = p[3];
+  }
+  return s;
+}
+
+at::Tensor conv(const Node& n, const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
+  const auto& a = n.attrs;
+  const SpatialPads pads = spatial_pads(a.pads);
+  const auto strides = pair_or(a.strides, 1);
+  const auto dilations = pair_or(a.dilations, 1);
+  if (pads.symmetric()) {
+    return at::conv2d(x, w, b, strides, std::vector<std::int64_t>{pads.top, pads.left}, dilations, a.group);
+  }
+  return at::conv2d(at::constant_pad_nd(x, pads.torch_order(), 0), w, b, strides, std::vector<std::int64_t>{0, 0},
+                    dilations, a.group);
+}
+
+at::Tensor max_pool(const Node& n, const at::Tensor& x) {
+  const auto& a = n.attrs;
+  const SpatialPads pads = spatial_pads(a.pads);
+  const auto strides = pair_or(a.strides, 1);
+  const auto dilations = pair_or(a.dilations, 1);
+  const bool native = pads.symmetric() && 2 * pads.top <= a.kernel[0] && 2 * pads.left <= a.kernel[1];
+  if (native) {
+    return at::max_pool2d(x, a.kernel, strides, std::vector<std::int64_t>{pads.top, pads.left}, dilations, a.ceil_mode);
+  }
+  const at::Tensor padded = at::constant_pad_nd(x, pads.torch_order(), -std::numeric_limits<float>::infinity());
+  return at::max_pool2d(padded, a.kernel, strides, std::vector<std::int64_t>{0, 0}, dilations, a.ceil_mode);
+}
+
+at::Tensor avg_pool(const Node& n, const at::Tensor& x) {
+  const auto& a = n.attrs;
+  const SpatialPads pads = spatial_pads(a.pads);
+  const auto strides = pair_or(a.strides, 1);
+  const bool native = pads.symmetric() && 2 * pads.top <= a.kernel[0] && 2 * pads.left <= a.kernel[1];
+  if (native) {
+    return at::avg_pool2d(x, a.kernel, strides, std::vector<std::int64_t>{pads.top, pads.left}, a.ceil_mode,
+                          a.count_include_pad);
+  }
+  const at::Tensor padded = at::constant_pad_nd(x, pads.torch_order(), 0);
+  const at::Tensor sums = at::avg_pool2d(padded, a.kernel, strides, std::vector<std::int64_t>{0, 0}, a.ceil_mode, true);
+  if (a.count_include_pad) return sums;
+  // Divide by the number of real (unpadded) cells in each window.
+  const at::Tensor ones = at::constant_pad_nd(at::ones({1, 1, x.size(2), x.size(3)}, x.options()), pads.torch_order(), 0);
+  const at::Tensor share = at::avg_pool2d(ones, a.kernel, strides, std::vector<std::int64_t>{0, 0}, a.ceil_mode, true);
+  return sums / share;
+}
+
+at::Tensor pad(const Node& n, const at::Tensor& x) {
+  const auto& a = n.attrs;
+  const auto rank = static_cast<std::size_t>(x.dim());
+  // ONNX order (all begins, then all ends) to torch order (last dim first, begin/end pairs).
+  std::vector<std::int64_t> torch_pads;
+  std::size_t last_padded = 0;
+  for (std::size_t d = 0; d < rank; ++d) {
+    if (a.pads[d] != 0 || a.pads[d + rank] != 0) last_padded = rank - d;
+  }
+  for (std::size_t i = 0; i < last_padded; ++i) {
+    const std::size_t d = rank - 1 - i;
+    torch_pads.push_back(a.pads[d]);
+    torch_pads.push_back(a.pads[d + rank]);
+  }
+  if (a.pad_mode == ir::PadMode::kConstant) return at::constant_pad_nd(x, torch_pads, a.pad_value);
+  if (x.dim() != 4 || torch_pads.size() > 4) {
+    fail(ErrorCode::kUnsupportedOp, "node '" + n.name + "': reflect/edge padding is supported on the spatial dims of 4-D tensors only");
+  }
+  torch_pads.resize(4, 0);
+  return a.pad_mode == ir::PadMode::kReflect ? at::reflection_pad2d(x, torch_pads) : at::replication_pad2d(x, torch_pads);
+}
+
+at::Tensor reshape(const Node& n, const at::Tensor& x) {
+  std::vector<std::int64_t> shape = n.attrs.shape;
+  for (std::size_t i = 0; i < shape.size(); ++i) {
+    if (shape[i] == 0) shape[i] = x.size(static_cast<std::int64_t>(i));
+  }
+  return x.reshape(shape);
+}
+
+at::Tensor flatten(const Node& n, const at::Tensor& x) {
+  std::int64_t axis = n.attrs.axis < 0 ? n.attrs.axis + x.dim() : n.attrs.axis;
+  std::int64_t outer = 1;
+  for (std::int64_t d = 0; d < axis; ++d) outer *= x.size(d);
+  return x.reshape({outer, -1});
+}
+
+// The graph's ops in order, on tensors. `values` holds constants on entry and every output after.
+void forward(const Graph& g, std::vector<at::Tensor>& values, bool training, std::size_t node_count) {
+  auto in = [&](const Node& n, std::size_t i) -> const at::Tensor& { return values[static_cast<std::size_t>(n.inputs[i])]; };
+  auto opt_in = [&](const Node& n, std::size_t i) -> c10::optional<at::Tensor> {
+    if (i >= n.inputs.size() || n.inputs[i] < 0) return c10::nullopt;
+    return values[static_cast<std::size_t>(n.inputs[i])];
+  };
+  for (std::size_t k = 0; k < node_count; ++k) {
+    const Node& n = g.nodes[k];
+    const auto& a = n.attrs;
+    at::Tensor out;
+    switch (n.op) {
+      case OpKind::kConv: out = conv(n, in(n, 0), in(n, 1), opt_in(n, 2)); break;
+      case OpKind::kGemm: out = at::linear(in(n, 0), in(n, 1), opt_in(n, 2)); break;
+      case OpKind::kMatMul: out = at::matmul(in(n, 0), in(n, 1)); break;
+      case OpKind::kAdd: out = in(n, 0) + in(n, 1); break;
+      case OpKind::kSub: out = in(n, 0) - in(n, 1); break;
+      case OpKind::kMul: out = in(n, 0) * in(n, 1); break;
+      case OpKind::kDiv: out = in(n, 0) / in(n, 1); break;
+      case OpKind::kRelu: out = at::relu(in(n, 0)); break;
+      case OpKind::kClip: {
+        const c10::optional<at::Scalar> lo = std::isinf(a.min) ? c10::nullopt : c10::optional<at::Scalar>(a.min);
+        const c10::optional<at::Scalar> hi = std::isinf(a.max) ? c10::nullopt : c10::optional<at::Scalar>(a.max);
+        out = lo || hi ? at::clamp(in(n, 0), lo, hi) : in(n, 0);
+        break;
+      }
+      case OpKind::kLeakyRelu: out = at::leaky_relu(in(n, 0), a.alpha); break;
+      case OpKind::kSigmoid: out = at::sigmoid(in(n, 0)); break;
+      case OpKind::kHardSigmoid: out = at::clamp(in(n, 0) * a.alpha + a.beta, 0.0, 1.0); break;
+      case OpKind::kHardSwish: out = at::hardswish(in(n, 0)); break;
+      case OpKind::kTanh: out = at::tanh(in(n, 0)); break;
+      case OpKind::kSoftmax: out = at::softmax(in(n, 0), a.axis); break;
+      case OpKind::kLogSoftmax: out = at::log_softmax(in(n, 0), a.axis); break;
+      case OpKind::kBatchNorm:
+        out = at::batch_norm(in(n, 0), in(n, 1), in(n, 2), in(n, 3), in(n, 4), training, 0.1, a.epsilon, false);
+        break;
+      case OpKind::kMaxPool: out = max_pool(n, in(n, 0)); break;
+      case OpKind::kAvgPool: out = avg_pool(n, in(n, 0)); break;
+      case OpKind::kGlobalAvgPool: out = in(n, 0).mean({2, 3}, true); break;
+      case OpKind::kFlatten: out = flatten(n, in(n, 0)); break;
+      case OpKind::kReshape: out = reshape(n, in(n, 0)); break;
+      case OpKind::kTranspose: out = in(n, 0).permute(a.perm).contiguous(); break;
+      case OpKind::kConcat: {
+        std::vector<at::Tensor> parts;
+        parts.reserve(n.inputs.size());
+        for (std::size_t i = 0; i < n.inputs.size(); ++i) parts.push_back(in(n, i));
+        out = at::cat(parts, a.axis);
+        break;
+      }
+      case OpKind::kPad: out = pad(n, in(n, 0)); break;
+      case OpKind::kSqueeze: {
+        out = in(n, 0);
+        std::vector<std::int64_t> axes = a.axes;
+        for (auto& ax : axes) ax = ax < 0 ? ax + out.dim() : ax;
+        std::sort(axes.rbegin(), axes.rend());
+        if (axes.empty()) out = out.squeeze();
+        for (auto ax : axes) out = out.squeeze(ax);
+        break;
+      }
+      case OpKind::kUnsqueeze: {
+        out = in(n, 0);
+        const std::int64_t rank = out.dim() + static_cast<std::int64_t>(a.axes.size());
+        std::vector<std::int64_t> axes = a.axes;
+        for (auto& ax : axes) ax = ax < 0 ? ax + rank : ax;
+        std::sort(axes.begin(), axes.end());
+        for (auto ax : axes) out = out.unsqueeze(ax);
+        break;
+      }
+      case OpKind::kIdentity: out = in(n, 0); break;
+      case OpKind::kCount: fail(ErrorCode::kInternal, "node '" + n.name + "' has no op");
+    }
+    values[static_cast<std::size_t>(n.outputs[0])] = std::move(out);
+  }
+}
+
+std::vector<at::Tensor> constant_tensors(const Graph& g) {
+  std::vector<at::Tensor> values(g.values.size());
+  for (std::size_t i = 0; i < g.values.size(); ++i) {
+    const ir::Value& v = g.values[i];
+    if (!v.is_constant || v.dtype != ir::DType::kF32 || v.f32.empty()) continue;
+    std::vector<std::int64_t> shape(v.shape.begin(), v.shape.end());
+    values[i] = torch::from_blob(const_cast<float*>(v.f32.data()), shape, torch::kFloat32).clone();
+  }
+  return values;
+}
+
+at::Tensor input_tensor(const Graph& g, const float* data, std::int64_t batch) {
+  const ir::Shape& s = g.value(g.inputs.at(0)).shape;
+  std::vector<std::int64_t> shape(s.begin(), s.end());
+  if (shape.empty()) fail(ErrorCode::kInvalidArgument, "the model's input is a scalar");
+  shape[0] = batch;
+  return torch::from_blob(const_cast<float*>(data), shape, torch::kFloat32);
+}
+
+void check_runnable(const Graph& g) {
+  if (g.inputs.size() != 1) {
+    fail(ErrorCode::kUnsupportedFormat, "the model has " + std::to_string(g.inputs.size()) + " inputs; EdgeOpt runs image classifiers with one input");
+  }
+  if (g.outputs.empty()) fail(ErrorCode::kCorruptFile, "the model has no outputs");
+}
+
+}  // namespace
+
+void set_threads(int threads) {
+  const int n = threads > 0 ? threads : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  at::set_num_threads(n);
+}
+
+int thread_count() { return at::get_num_threads(); }
+
+void set_seed(std::uint64_t seed) { torch::manual_seed(seed); }
+
+struct Executor::Impl {
+  const Graph* graph = nullptr;
+  Graph owned;
+  std::vector<at::Tensor> constants;
+  std::int64_t in_elems = 0;
+  std::int64_t out_elems = 0;
+};
+
+Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Executor::~Executor() = default;
+
+Result<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph) {
+  return capture([&]() -> std::unique_ptr<Executor> {
+    check_runnable(graph);
+    auto impl = std::make_unique<Impl>();
+    impl->owned = graph;
+    impl->graph = &impl->owned;
+    impl->constants = constant_tensors(impl->owned);
+    impl->in_elems = ir::sample_elements(graph.value(graph.inputs[0]).shape);
+    impl->out_elems = ir::sample_elements(graph.value(graph.outputs[0]).shape);
+    return std::unique_ptr<Executor>(new Executor(std::move(impl)));
+  });
+}
+
+std::int64_t Executor::input_elements() const { return impl_->in_elems; }
+std::int64_t Executor::output_elements() const { return impl_->out_elems; }
+
+Result<std::vector<float>> Executor::run(const float* data, std::int64_t batch) {
+  return capture([&]() -> std::vector<float> {
+    try {
+      c10::InferenceMode guard;
+      const Graph& g = *impl_->graph;
+      std::vector<at::Tensor> values = impl_->constants;
+      values[static_cast<std::size_t>(g.inputs[0])] = input_tensor(g, data, batch);
+      forward(g, values, false, g.nodes.size());
+      const at::Tensor out = values[static_cast<std::size_t>(g.outputs[0])].contiguous().to(torch::kFloat32);
+      return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+    } catch (const c10::Error& e) {
+      fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace(),
+           "check the input shape; if it is right, please report the model");
+    }
+  });
+}
+
+Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int32_t* labels, std::int64_t count,
+                          const TrainOptions& options) {
+  return capture([&]() -> TrainReport {
+    try {
+      check_runnable(graph);
+      if (count <= 0) fail(ErrorCode::kInvalidArgument, "no training samples");
+      torch::manual_seed(options.seed);
+      std::vector<at::Tensor> constants = constant_tensors(graph);
+      // Which constants are learnable: every float constant except BatchNorm running statistics.
+      std::vector<bool> is_running_stat(graph.values.size(), false);
+      for (const Node& n : graph.nodes) {
+        if (n.op == OpKind::kBatchNorm) {
+          is_running_stat[static_cast<std::size_t>(n.inputs[3])] = true;
+          is_running_stat[static_cast<std::size_t>(n.inputs[4])] = true;
+        }
+      }
+      std::vector<at::Tensor> params;
+      std::vector<std::size_t> param_ids;
+      for (std::size_t i = 0; i < constants.size(); ++i) {
+        if (!constants[i].defined() || is_running_stat[i]) continue;
+        constants[i].set_requires_grad(true);
+        params.push_back(constants[i]);
+        param_ids.push_back(i);
+      }
+      if (params.empty()) fail(ErrorCode::kInvalidArgument, "the model has no weights to train");
+      // Train on logits: stop before a trailing (Log)Softmax.
+      std::size_t node_count = graph.nodes.size();
+      int logits_id = graph.outputs[0];
+      if (node_count > 0) {
+        const Node& last = graph.nodes[node_count - 1];
+        if ((last.op == OpKind::kSoftmax || last.op == OpKind::kLogSoftmax) && last.outputs[0] == logits_id) {
+          logits_id = last.inputs[0];
+          --node_count;
+        }
+      }
+      torch::optim::Adam optimizer(params, torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay));
+      const std::int64_t batches = (count + options.batch_size - 1) / options.batch_size;
+      const std::int64_t total = batches * options.epochs;
+      const at::Tensor all_x = input_tensor(graph, inputs, count);
+      const at::Tensor all_y = torch::from_blob(const_cast<std::int32_t*>(labels), {count}, torch::kInt32).to(torch::kInt64);
+      TrainReport report;
+      for (int epoch = 0; epoch < options.epochs && !report.stopped_early; ++epoch) {
+        const at::Tensor order = torch::randperm(count, torch::kInt64);
+        for (std::int64_t b = 0; b < batches; ++b) {
+          const std::int64_t lo = b * options.batch_size;
+          const std::int64_t hi = std::min(count, lo + options.batch_size);
+          const at::Tensor idx = order.slice(0, lo, hi);
+          std::vector<at::Tensor> values = constants;
+          values[static_cast<std::size_t>(graph.inputs[0])] = all_x.index_select(0, idx);
+          forward(graph, values, true, node_count);
+          const at::Tensor logits = values[static_cast<std::size_t>(logits_id)].reshape({hi - lo, -1});
+          const at::Tensor loss = torch::nn::functional::cross_entropy(logits, all_y.index_select(0, idx));
+          optimizer.zero_grad();
+          loss.backward();
+          optimizer.step();
+          const float l = loss.item<float>();
+          if (report.steps == 0) report.first_loss = l;
+          report.last_loss = l;
+          ++report.steps;
+          if (options.on_step && !options.on_step(report.steps, total, l)) {
+            report.stopped_early = true;
+            break;
+          }
+        }
+      }
+      // Write weights and running statistics back into the IR.
+      torch::NoGradGuard no_grad;
+      for (std::size_t i = 0; i < constants.size(); ++i) {
+        if (!constants[i].defined()) continue;
+        const at::Tensor t = constants[i].detach().contiguous();
+        std::copy(t.data_ptr<float>(), t.data_ptr<float>() + t.numel(), graph.values[i].f32.begin());
+      }
+      return report;
+    } catch (const c10::Error& e) {
+      fail(ErrorCode::kInternal, std::string("LibTorch failed while training: ") + e.what_without_backtrace());
+    }
+  });
+}
+
+}  // namespace edgeopt::backend

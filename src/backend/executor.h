@@ -1,0 +1,64 @@
+// Runs an IR graph on LibTorch, for inference (batched, no autograd) and for training (autograd).
+// No torch header leaks out of this folder: callers see plain floats and IR types.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "common/error.h"
+#include "ir/graph.h"
+
+namespace edgeopt::backend {
+
+// Process-wide settings: LibTorch's intra-op thread pool (0 = all cores) and RNG seed.
+void set_threads(int threads);
+int thread_count();
+void set_seed(std::uint64_t seed);
+
+class Executor {
+ public:
+  // Copies the graph's constants into tensors; the graph must have passed ir::verify().
+  static Result<std::unique_ptr<Executor>> create(const ir::Graph& graph);
+  ~Executor();
+  Executor(const Executor&) = delete;
+  Executor& operator=(const Executor&) = delete;
+
+  // `batch` samples laid out as the graph's first input (its own layout, e.g. NHWC for Keras),
+  // float32, contiguous. Returns batch × output_elements() values of the first output.
+  Result<std::vector<float>> run(const float* data, std::int64_t batch);
+  std::int64_t input_elements() const;   // per sample
+  std::int64_t output_elements() const;  // per sample
+
+ private:
+  struct Impl;
+  explicit Executor(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+struct TrainOptions {
+  int epochs = 1;
+  std::int64_t batch_size = 64;
+  float learning_rate = 1e-3F;
+  float weight_decay = 0.0F;
+  std::uint64_t seed = 42;
+  // Called after every batch with (step, total_steps, loss); return false to stop early.
+  std::function<bool(std::int64_t, std::int64_t, float)> on_step;
+};
+
+struct TrainReport {
+  std::int64_t steps = 0;
+  float first_loss = 0.0F;
+  float last_loss = 0.0F;
+  bool stopped_early = false;
+};
+
+// Trains the graph's float constants of Conv/Gemm/MatMul/BatchNorm/Add/Mul nodes with Adam on
+// cross-entropy over the first output's logits (a trailing Softmax/LogSoftmax is skipped during
+// training), BatchNorm in training mode. The trained weights and running statistics are written
+// back into `graph`. `inputs` holds `count` samples in the input's own layout.
+Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int32_t* labels,
+                          std::int64_t count, const TrainOptions& options);
+
+}  // namespace edgeopt::backend

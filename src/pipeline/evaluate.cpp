@@ -1,0 +1,99 @@
+#include "pipeline/evaluate.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+namespace edgeopt::pipeline {
+
+std::pair<double, double> wilson_interval(std::int64_t correct, std::int64_t total) {
+  if (total <= 0) return {0.0, 1.0};
+  const double z = 1.959963984540054;
+  const double n = static_cast<double>(total);
+  const double p = static_cast<double>(correct) / n;
+  const double denom = 1.0 + z * z / n;
+  const double centre = (p + z * z / (2 * n)) / denom;
+  const double half = z * std::sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom;
+  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
+}
+
+Status check_labels_match(const backend::Executor& model, const data::Dataset& dataset) {
+  std::int32_t max_label = -1;
+  for (auto l : dataset.test.labels) max_label = std::max(max_label, l);
+  for (auto l : dataset.train.labels) max_label = std::max(max_label, l);
+  const std::int64_t classes = std::max<std::int64_t>(static_cast<std::int64_t>(dataset.class_names.size()), max_label + 1);
+  if (model.output_elements() != classes) {
+    return Error{ErrorCode::kShapeMismatch,
+                 "the model has " + std::to_string(model.output_elements()) + " outputs but dataset '" + dataset.name + "' has " +
+                     std::to_string(classes) + " classes",
+                 "pick the dataset the model was trained on, or a model with one output per class"};
+  }
+  return ok_status();
+}
+
+Result<EvalResult> evaluate(backend::Executor& model, const data::ImageSet& images, const InputSpec& spec,
+                            const Normalization& norm, const EvalOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const std::int64_t total = options.limit > 0 ? std::min(options.limit, images.count) : images.count;
+  if (total <= 0) return Error{ErrorCode::kInvalidArgument, "no test images to evaluate on"};
+  const std::int64_t per = spec.layout == ir::Layout::kNC ? images.height * images.width * images.channels : spec.channels * spec.height * spec.width;
+  if (per != model.input_elements()) {
+    return Error{ErrorCode::kShapeMismatch,
+                 "the images give " + std::to_string(per) + " values per sample, the model takes " + std::to_string(model.input_elements()),
+                 "check that the dataset matches the model's input"};
+  }
+  const std::int64_t classes = model.output_elements();
+  EvalResult result;
+  std::vector<float> batch;
+  for (std::int64_t begin = 0; begin < total; begin += options.batch_size) {
+    const std::int64_t end = std::min(total, begin + options.batch_size);
+    prepare_batch(images, begin, end, spec, norm, batch);
+    Result<std::vector<float>> out = model.run(batch.data(), end - begin);
+    if (!out) return out.error();
+    for (std::int64_t i = 0; i < end - begin; ++i) {
+      const float* row = out->data() + i * classes;
+      const auto predicted = std::max_element(row, row + classes) - row;
+      if (predicted == images.labels[static_cast<std::size_t>(begin + i)]) ++result.correct;
+    }
+    if (options.progress) options.progress(end, total);
+  }
+  result.samples = total;
+  result.accuracy = static_cast<double>(result.correct) / static_cast<double>(total);
+  std::tie(result.ci95_low, result.ci95_high) = wilson_interval(result.correct, total);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+Result<NormalizationChoice> choose_normalization(backend::Executor& model, const data::ImageSet& train,
+                                                 const InputSpec& spec, std::int64_t slice) {
+  NormalizationChoice choice;
+  choice.slice = std::min(slice, train.count);
+  // An evenly strided sample, so a split stored class by class still covers every class.
+  data::ImageSet sample;
+  sample.count = choice.slice;
+  sample.height = train.height;
+  sample.width = train.width;
+  sample.channels = train.channels;
+  const std::int64_t per = train.height * train.width * train.channels;
+  for (std::int64_t i = 0; i < choice.slice; ++i) {
+    const std::int64_t src = i * train.count / std::max<std::int64_t>(1, choice.slice);
+    sample.pixels.insert(sample.pixels.end(), train.pixels.begin() + src * per, train.pixels.begin() + (src + 1) * per);
+    sample.labels.push_back(train.labels[static_cast<std::size_t>(src)]);
+  }
+  double best = -1.0;
+  for (const Normalization& n : normalization_presets()) {
+    // Presets for colour data make no sense on one channel and the other way round.
+    const std::int64_t model_channels = spec.layout == ir::Layout::kNC ? train.channels : spec.channels;
+    if (n.mean.size() > 1 && static_cast<std::int64_t>(n.mean.size()) != model_channels) continue;
+    Result<EvalResult> r = evaluate(model, sample, spec, n);
+    if (!r) return r.error();
+    choice.tried.emplace_back(n.name, r->accuracy);
+    if (r->accuracy > best) {
+      best = r->accuracy;
+      choice.chosen = n;
+    }
+  }
+  return choice;
+}
+
+}  // namespace edgeopt::pipeline

@@ -1,0 +1,116 @@
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "backend/executor.h"
+#include "ir/text.h"
+
+namespace edgeopt::backend {
+namespace {
+
+using ir::Attrs;
+using ir::Graph;
+using ir::kBatch;
+using ir::Layout;
+using ir::OpKind;
+
+std::vector<float> random_values(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0F, 0.5F);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// Plain reference convolution (the oracle): NCHW, one sample, asymmetric pads.
+std::vector<float> reference_conv(const std::vector<float>& x, int c, int h, int w, const std::vector<float>& k, int oc, int kh,
+                                  int kw, int stride, int pt, int pl, int oh, int ow) {
+  std::vector<float> y(static_cast<std::size_t>(oc * oh * ow), 0.0F);
+  for (int o = 0; o < oc; ++o)
+    for (int i = 0; i < oh; ++i)
+      for (int j = 0; j < ow; ++j) {
+        float acc = 0;
+        for (int ci = 0; ci < c; ++ci)
+          for (int a = 0; a < kh; ++a)
+            for (int b = 0; b < kw; ++b) {
+              const int yy = i * stride + a - pt;
+              const int xx = j * stride + b - pl;
+              if (yy < 0 || xx < 0 || yy >= h || xx >= w) continue;
+              acc += x[static_cast<std::size_t>((ci * h + yy) * w + xx)] * k[static_cast<std::size_t>(((o * c + ci) * kh + a) * kw + b)];
+            }
+        y[static_cast<std::size_t>((o * oh + i) * ow + j)] = acc;
+      }
+  return y;
+}
+
+TEST(Executor, AsymmetricConvMatchesReference) {
+  Graph g;
+  const int x = g.add_input("x", {kBatch, 2, 7, 7}, Layout::kNCHW);
+  const auto kernel = random_values(3 * 2 * 3 * 3, 1);
+  const int w = g.add_constant("w", {3, 2, 3, 3}, kernel);
+  Attrs a;
+  a.strides = {2, 2};
+  a.pads = {0, 0, 1, 1};  // TF "same" with stride 2: the extra pad goes at the end
+  g.outputs = {g.add_node(OpKind::kConv, "conv", {x, w}, a)};
+  ASSERT_TRUE(ir::verify(g).ok());
+  ASSERT_EQ(g.value(g.outputs[0]).shape, (ir::Shape{kBatch, 3, 4, 4}));
+  const auto input = random_values(2 * 7 * 7, 2);
+  auto exec = Executor::create(g);
+  ASSERT_TRUE(exec.ok());
+  auto out = exec.value()->run(input.data(), 1);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  const auto ref = reference_conv(input, 2, 7, 7, kernel, 3, 3, 3, 2, 0, 0, 4, 4);
+  ASSERT_EQ(out->size(), ref.size());
+  for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR((*out)[i], ref[i], 1e-5);
+}
+
+TEST(Executor, AvgPoolExcludesPaddingLikeOnnx) {
+  Graph g;
+  const int x = g.add_input("x", {kBatch, 1, 3, 3}, Layout::kNCHW);
+  Attrs a;
+  a.kernel = {2, 2};
+  a.strides = {2, 2};
+  a.pads = {0, 0, 1, 1};
+  g.outputs = {g.add_node(OpKind::kAvgPool, "pool", {x}, a)};
+  ASSERT_TRUE(ir::verify(g).ok());
+  const std::vector<float> input{1, 2, 3, 4, 5, 6, 7, 8, 9};
+  auto exec = Executor::create(g);
+  auto out = exec.value()->run(input.data(), 1);
+  ASSERT_TRUE(out.ok());
+  const std::vector<float> expected{3.0F, 4.5F, 7.5F, 9.0F};
+  ASSERT_EQ(out->size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ((*out)[i], expected[i]);
+}
+
+TEST(Executor, TrainingLowersLossAndWritesWeightsBack) {
+  set_seed(7);
+  Graph g;
+  const int x = g.add_input("x", {kBatch, 4}, Layout::kNC);
+  const int w = g.add_constant("w", {2, 4}, random_values(8, 3));
+  const int b = g.add_constant("b", {2}, {0.0F, 0.0F});
+  g.outputs = {g.add_node(OpKind::kGemm, "fc", {x, w, b})};
+  ASSERT_TRUE(ir::verify(g).ok());
+  // Separable data: the label is whether the first feature is positive.
+  const auto inputs = random_values(4 * 256, 4);
+  std::vector<std::int32_t> labels(256);
+  for (std::size_t i = 0; i < labels.size(); ++i) labels[i] = inputs[i * 4] > 0 ? 1 : 0;
+  const auto before = g.value(w).f32;
+  TrainOptions options;
+  options.epochs = 20;
+  options.learning_rate = 0.05F;
+  auto report = train(g, inputs.data(), labels.data(), 256, options);
+  ASSERT_TRUE(report.ok()) << report.error().message;
+  EXPECT_LT(report->last_loss, report->first_loss * 0.5F);
+  EXPECT_NE(g.value(w).f32, before);
+}
+
+TEST(Executor, ThreadsAreConfigurable) {
+  set_threads(1);
+  EXPECT_EQ(thread_count(), 1);
+  set_threads(2);
+  EXPECT_EQ(thread_count(), 2);
+}
+
+}  // namespace
+}  // namespace edgeopt::backend

@@ -1,0 +1,43 @@
+"""Shared helpers: the edgeopt binary under test, the shared fixtures, and a CLI runner."""
+import json
+import os
+import subprocess
+
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+def edgeopt_bin():
+    return os.environ.get("EDGEOPT_BIN", os.path.join(ROOT, "build", "edgeopt"))
+
+
+class CliResult:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.stdout = proc.stdout
+        self.stderr = proc.stderr
+
+    def json(self):
+        return json.loads(self.stdout)
+
+
+def run_cli(*args, timeout=600):
+    proc = subprocess.run([edgeopt_bin(), *map(str, args)], capture_output=True, text=True, timeout=timeout)
+    return CliResult(proc)
+
+
+@pytest.fixture
+def shared_dir():
+    if not os.path.isdir(SHARED):
+        pytest.skip("../shared is not present")
+    return SHARED
+
+
+@pytest.fixture
+def fashion_dir():
+    if not os.path.exists(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz")):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    return FASHION_DIR

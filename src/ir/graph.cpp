@@ -135,10 +135,14 @@ void Graph::infer_shapes() {
                  "' before anything produces it", "the graph is not in topological order or has a cycle");
       }
     }
+    if (n.outputs.size() != 1 || n.outputs[0] < 0 || n.outputs[0] >= static_cast<int>(values.size())) {
+      fail(ErrorCode::kCorruptFile, "node '" + n.name + "' must have exactly one valid output");
+    }
     info.infer_shape(*this, n);
     for (int id : n.outputs) defined[static_cast<std::size_t>(id)] = true;
   }
   for (int id : outputs) {
+    if (id < 0 || id >= static_cast<int>(values.size())) fail(ErrorCode::kCorruptFile, "graph output id out of range");
     if (!defined[static_cast<std::size_t>(id)]) fail(ErrorCode::kCorruptFile, "graph output '" + value(id).name + "' is never produced");
   }
 }

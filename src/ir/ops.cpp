@@ -273,7 +273,11 @@ void shape_unsqueeze(Graph& g, const Node& n) {
   const Shape& x = in_shape(g, n, 0);
   const std::size_t rank = x.size() + n.attrs.axes.size();
   std::vector<bool> insert(rank, false);
-  for (auto a : n.attrs.axes) insert[static_cast<std::size_t>(normalize_axis(n, a, rank))] = true;
+  for (auto a : n.attrs.axes) {
+    const auto d = static_cast<std::size_t>(normalize_axis(n, a, rank));
+    if (insert[d]) shape_error(n, "axis " + std::to_string(a) + " is repeated");
+    insert[d] = true;
+  }
   Shape out;
   std::size_t src = 0;
   for (std::size_t d = 0; d < rank; ++d) out.push_back(insert[d] ? 1 : x.at(src++));

@@ -1,0 +1,45 @@
+// The EdgeOpt model format (.eom): the IR graph as a JSON header plus aligned tensor blobs whose
+// constants may be f32, f16, int8, packed int4 or sparse. Versioned; see docs/format.md.
+#pragma once
+
+#include <map>
+#include <string>
+#include <string_view>
+
+#include "common/error.h"
+#include "format/encoding.h"
+#include "ir/graph.h"
+
+namespace edgeopt::format {
+
+inline constexpr char kEomMagic[4] = {'E', 'O', 'M', 'F'};
+inline constexpr std::uint32_t kEomVersion = 1;
+
+struct EomWriteOptions {
+  // For constants read as the weight (input 1) of Conv, Gemm and MatMul.
+  Encoding weights = Encoding::f32();
+  // By constant name; wins over `weights`. Constants in neither (biases, BatchNorm statistics)
+  // stay f32; integer constants are always stored exactly.
+  std::map<std::string, Encoding> per_constant;
+};
+
+// Writes atomically: a temporary file next to `path`, renamed into place once complete, so a
+// cancelled or failed write never leaves a half-written model behind.
+Status write_eom(const ir::Graph& graph, const std::string& path, const EomWriteOptions& options = {});
+Result<std::string> write_eom_bytes(const ir::Graph& graph, const EomWriteOptions& options = {});
+
+// A read model: the graph ready to execute (every constant dequantized to f32 in Value::f32, and
+// Value::quant set to the stored scales for int8/int4/sparse_int8 constants) plus the stored form
+// of every constant not kept as plain f32/i64, keyed by value id, for integer backends.
+struct EomModel {
+  ir::Graph graph;
+  std::map<int, EncodedTensor> encoded;
+};
+
+Result<ir::Graph> read_eom(const std::string& path);
+// `source` names the bytes in error messages.
+Result<ir::Graph> read_eom_bytes(std::string_view bytes, const std::string& source);
+Result<EomModel> read_eom_model(const std::string& path);
+Result<EomModel> read_eom_model_bytes(std::string_view bytes, const std::string& source);
+
+}  // namespace edgeopt::format

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build test test-unit test-interop fuzz run bench format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench format clean
 
 all: build
 
@@ -22,13 +22,20 @@ $(BUILD)/build.ninja: CMakeLists.txt
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-test: build pydeps
-	cd $(BUILD) && ctest --output-on-failure
+# Large torchvision models (random weights) are made at test time with their goldens from PyTorch
+# and ONNX Runtime; the small fixtures and goldens are committed under tests/data.
+MODELS_DIR := $(abspath $(BUILD))/models
+
+models: pydeps
+	@test -f $(MODELS_DIR)/golden/.done || ($(PYTHON) tools/fixtures/make_torch_models.py --out $(MODELS_DIR) && touch $(MODELS_DIR)/golden/.done)
+
+test: build pydeps models
+	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
 	$(MAKE) test-interop
 	$(MAKE) fuzz
 
 test-unit: build
-	cd $(BUILD) && ctest --output-on-failure
+	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
 
 # Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
 test-interop: build pydeps

@@ -88,7 +88,7 @@ at::Tensor pad(const Node& n, const at::Tensor& x) {
   std::vector<std::int64_t> torch_pads;
   std::size_t last_padded = 0;
   for (std::size_t d = 0; d < rank; ++d) {
-    if (a.pads[d] != 0 || a.pads[d + rank] != 0) last_padded = rank - d;
+    if (a.pads[d] != 0 || a.pads[d + rank] != 0) last_padded = std::max(last_padded, rank - d);
   }
   for (std::size_t i = 0; i < last_padded; ++i) {
     const std::size_t d = rank - 1 - i;

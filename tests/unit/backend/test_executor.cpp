@@ -46,7 +46,7 @@ std::vector<float> reference_conv(const std::vector<float>& x, int c, int h, int
 
 TEST(Executor, AsymmetricConvMatchesReference) {
   Graph g;
-  const int x = g.add_input("x", {kBatch, 2, 7, 7}, Layout::kNCHW);
+  const int x = g.add_input("x", {kBatch, 2, 8, 8}, Layout::kNCHW);
   const auto kernel = random_values(3 * 2 * 3 * 3, 1);
   const int w = g.add_constant("w", {3, 2, 3, 3}, kernel);
   Attrs a;
@@ -55,12 +55,12 @@ TEST(Executor, AsymmetricConvMatchesReference) {
   g.outputs = {g.add_node(OpKind::kConv, "conv", {x, w}, a)};
   ASSERT_TRUE(ir::verify(g).ok());
   ASSERT_EQ(g.value(g.outputs[0]).shape, (ir::Shape{kBatch, 3, 4, 4}));
-  const auto input = random_values(2 * 7 * 7, 2);
+  const auto input = random_values(2 * 8 * 8, 2);
   auto exec = Executor::create(g);
   ASSERT_TRUE(exec.ok());
   auto out = exec.value()->run(input.data(), 1);
   ASSERT_TRUE(out.ok()) << out.error().message;
-  const auto ref = reference_conv(input, 2, 7, 7, kernel, 3, 3, 3, 2, 0, 0, 4, 4);
+  const auto ref = reference_conv(input, 2, 8, 8, kernel, 3, 3, 3, 2, 0, 0, 4, 4);
   ASSERT_EQ(out->size(), ref.size());
   for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR((*out)[i], ref[i], 1e-5);
 }

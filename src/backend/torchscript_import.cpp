@@ -1059,6 +1059,11 @@ ir::Graph import_checked(const std::string& path, const std::vector<std::int64_t
          "LibTorch cannot load '" + path + "' as TorchScript: " + first_line(e.what_without_backtrace()),
          std::string("save it again with torch.jit.save(torch.jit.script(model.eval()), \"model.pt\"), or ") +
              kOnnxHint);
+  } catch (const std::exception& e) {  // the TorchScript compiler's ErrorReport on damaged code
+    fail(ErrorCode::kCorruptFile,
+         "LibTorch cannot load '" + path + "' as TorchScript: " + first_line(e.what()),
+         std::string("save it again with torch.jit.save(torch.jit.script(model.eval()), \"model.pt\"), or ") +
+             kOnnxHint);
   }
   module.eval();
   auto forward = module.find_method("forward");

@@ -16,7 +16,7 @@ MODELS = os.path.join(ROOT, "tests", "data", "models")
 
 def assert_clean_error(r, *words):
     assert r.code == 1, f"exit {r.code}\nstdout: {r.stdout}\nstderr: {r.stderr}"
-    assert r.stderr.startswith("error: "), r.stderr
+    assert "\nerror: " in "\n" + r.stderr, r.stderr
     for w in words:
         assert w.lower() in r.stderr.lower(), f"{w!r} not in: {r.stderr}"
 
@@ -56,7 +56,7 @@ def test_corrupted_bytes(shared_dir, tmp_path, kind):
     r = run_cli("inspect", p)
     assert r.code in (0, 1), r.stderr  # a flip may land in weights only; it must never crash
     if r.code == 1:
-        assert r.stderr.startswith("error: ")
+        assert "\nerror: " in "\n" + r.stderr
 
 
 def test_wrong_extension_is_read_by_content(shared_dir, tmp_path):

@@ -31,10 +31,11 @@ def ort_accuracy(model_path, x, labels):
     import onnxruntime as ort
     sess = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
+    step = inp.shape[0] if isinstance(inp.shape[0], int) else 500  # a fixed export batch runs as exported
     correct = 0
-    for i in range(0, len(x), 500):
-        out = sess.run(None, {inp.name: x[i:i + 500]})[0]
-        correct += int((out.argmax(1) == labels[i:i + 500]).sum())
+    for i in range(0, len(x), step):
+        out = sess.run(None, {inp.name: x[i:i + step]})[0]
+        correct += int((out.argmax(1) == labels[i:i + step]).sum())
     return correct / len(x)
 
 

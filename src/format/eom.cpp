@@ -273,7 +273,7 @@ class Reader {
     if (!g.is_object()) corrupt("the header's 'graph' is not an object");
     model_.graph.name = string_field(g, "name", "the graph");
     model_.graph.producer = string_field(g, "producer", "the graph");
-    if (g.contains("extra_source_params")) model_.graph.extra_source_params = int_in(g["extra_source_params"], 0, kMaxElements, "the graph's extra_source_params");
+    if (g.contains("extra_source_params")) model_.graph.extra_source_params = int_in(g["extra_source_params"], -kMaxElements, kMaxElements, "the graph's extra_source_params");
     read_values(array_field(g, "values", "the graph"));
     read_nodes(array_field(g, "nodes", "the graph"));
     model_.graph.inputs = ids(array_field(g, "inputs", "the graph"), "graph input");

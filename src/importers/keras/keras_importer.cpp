@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "importers/isolated.h"
 #include "importers/keras/hdf5_file.h"
 #include "importers/keras/keras_builder.h"
 #include "ir/text.h"
@@ -229,7 +230,7 @@ void refuse_zip_as_h5(std::string_view head, const std::string& source) {
 
 }  // namespace
 
-Result<ir::Graph> import_h5(const std::string& path) {
+Result<ir::Graph> import_h5_in_process(const std::string& path) {
   return verified(capture([&] {
     check_regular_file(path);
     refuse_zip_as_h5(first_bytes(path, 8), path);
@@ -238,7 +239,7 @@ Result<ir::Graph> import_h5(const std::string& path) {
   }));
 }
 
-Result<ir::Graph> import_h5_bytes(std::string_view bytes, const std::string& source) {
+Result<ir::Graph> import_h5_bytes_in_process(std::string_view bytes, const std::string& source) {
   return verified(capture([&] {
     if (bytes.empty()) fail(ErrorCode::kCorruptFile, source + ": the file is empty", kResaveHint);
     refuse_zip_as_h5(bytes.substr(0, 8), source);
@@ -247,7 +248,7 @@ Result<ir::Graph> import_h5_bytes(std::string_view bytes, const std::string& sou
   }));
 }
 
-Result<ir::Graph> import_keras_v3(const std::string& path) {
+Result<ir::Graph> import_keras_v3_in_process(const std::string& path) {
   return verified(capture([&] {
     check_regular_file(path);
     int code = 0;
@@ -260,7 +261,7 @@ Result<ir::Graph> import_keras_v3(const std::string& path) {
   }));
 }
 
-Result<ir::Graph> import_keras_v3_bytes(std::string_view bytes, const std::string& source) {
+Result<ir::Graph> import_keras_v3_bytes_in_process(std::string_view bytes, const std::string& source) {
   return verified(capture([&] {
     if (bytes.empty()) fail(ErrorCode::kCorruptFile, source + ": the file is empty", kResaveHint);
     zip_error_t error;
@@ -275,6 +276,23 @@ Result<ir::Graph> import_keras_v3_bytes(std::string_view bytes, const std::strin
     }
     return import_zip(archive, source);
   }));
+}
+
+// HDF5 parsing runs in a child process: libhdf5 1.10 can crash on crafted files (see isolated.h).
+Result<ir::Graph> import_h5(const std::string& path) {
+  return import_isolated([&] { return import_h5_in_process(path); }, path);
+}
+
+Result<ir::Graph> import_h5_bytes(std::string_view bytes, const std::string& source) {
+  return import_isolated([&] { return import_h5_bytes_in_process(bytes, source); }, source);
+}
+
+Result<ir::Graph> import_keras_v3(const std::string& path) {
+  return import_isolated([&] { return import_keras_v3_in_process(path); }, path);
+}
+
+Result<ir::Graph> import_keras_v3_bytes(std::string_view bytes, const std::string& source) {
+  return import_isolated([&] { return import_keras_v3_bytes_in_process(bytes, source); }, source);
 }
 
 Result<ir::Graph> import_config_json(const std::string& config_json, const std::string& source) {

@@ -1,0 +1,98 @@
+#include "importers/isolated.h"
+
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "format/eom.h"
+
+namespace edgeopt {
+namespace {
+
+bool write_all(int fd, const std::string& data) {
+  std::size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    done += static_cast<std::size_t>(n);
+  }
+  return true;
+}
+
+[[noreturn]] void run_child(int fd, const std::function<Result<ir::Graph>()>& import, const IsolationLimits& limits) {
+  const rlimit cpu{limits.cpu_seconds, limits.cpu_seconds};
+  setrlimit(RLIMIT_CPU, &cpu);
+  const rlimit mem{limits.memory_bytes, limits.memory_bytes};
+  setrlimit(RLIMIT_AS, &mem);
+  alarm(limits.wall_seconds);
+  std::string message;
+  Result<ir::Graph> result = import();
+  if (result.ok()) {
+    Result<std::string> bytes = format::write_eom_bytes(result.value());
+    message = bytes.ok() ? "G" + bytes.value()
+                         : "E" + nlohmann::json{{"code", static_cast<int>(bytes.error().code)}, {"message", bytes.error().message}, {"hint", bytes.error().hint}}.dump();
+  } else {
+    const Error& e = result.error();
+    message = "E" + nlohmann::json{{"code", static_cast<int>(e.code)}, {"message", e.message}, {"hint", e.hint}}.dump();
+  }
+  _exit(write_all(fd, message) ? 0 : 1);  // _exit: no atexit handlers or static destructors of the parent's state
+}
+
+}  // namespace
+
+Result<ir::Graph> import_isolated(const std::function<Result<ir::Graph>()>& import, const std::string& source,
+                                  const IsolationLimits& limits) {
+  int fds[2];
+  if (pipe(fds) != 0) return Error{ErrorCode::kIo, std::string("cannot create a pipe: ") + std::strerror(errno)};
+  const pid_t pid = fork();
+  if (pid < 0) {
+    close(fds[0]);
+    close(fds[1]);
+    return Error{ErrorCode::kIo, std::string("cannot start the import process: ") + std::strerror(errno)};
+  }
+  if (pid == 0) {
+    close(fds[0]);
+    run_child(fds[1], import, limits);
+  }
+  close(fds[1]);
+  std::string reply;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    reply.append(buffer, static_cast<std::size_t>(n));
+  }
+  close(fds[0]);
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFSIGNALED(status)) {
+    const int sig = WTERMSIG(status);
+    const bool limit = sig == SIGXCPU || sig == SIGALRM || sig == SIGKILL;
+    return Error{ErrorCode::kCorruptFile,
+                 source + (limit ? ": reading the file exceeded the time or memory limit (signal " : ": the file crashed the parser (signal ") +
+                     std::to_string(sig) + "); it is damaged or crafted",
+                 "save the model again from its framework; nothing else was affected"};
+  }
+  if (reply.empty() || (reply[0] != 'G' && reply[0] != 'E')) {
+    return Error{ErrorCode::kCorruptFile, source + ": the import process ended without a result (exit status " +
+                                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")",
+                 "the file may be damaged or too large; save it again from its framework"};
+  }
+  if (reply[0] == 'G') return format::read_eom_bytes(std::string_view(reply).substr(1), source);
+  try {
+    const auto j = nlohmann::json::parse(reply.substr(1));
+    return Error{static_cast<ErrorCode>(j.at("code").get<int>()), j.at("message").get<std::string>(), j.at("hint").get<std::string>()};
+  } catch (const std::exception&) {
+    return Error{ErrorCode::kInternal, source + ": the import process sent an unreadable reply"};
+  }
+}
+
+}  // namespace edgeopt

@@ -1,5 +1,6 @@
 // Runs an IR graph on LibTorch, for inference (batched, no autograd) and for training (autograd).
-// No torch header leaks out of this folder: callers see plain floats and IR types.
+// No torch header leaks out of this folder: callers see plain floats and IR types, and LibTorch
+// itself is loaded only when a command first needs it (its start-up costs ~0.3 s).
 #pragma once
 
 #include <cstdint>
@@ -17,24 +18,18 @@ void set_threads(int threads);
 int thread_count();
 void set_seed(std::uint64_t seed);
 
+// Runs one graph. Made by the LibTorch plugin (see backend_api.h), which is loaded on first use.
 class Executor {
  public:
   // Copies the graph's constants into tensors; the graph must have passed ir::verify().
   static Result<std::unique_ptr<Executor>> create(const ir::Graph& graph);
-  ~Executor();
-  Executor(const Executor&) = delete;
-  Executor& operator=(const Executor&) = delete;
+  virtual ~Executor() = default;
 
   // `batch` samples laid out as the graph's first input (its own layout, e.g. NHWC for Keras),
   // float32, contiguous. Returns batch × output_elements() values of the first output.
-  Result<std::vector<float>> run(const float* data, std::int64_t batch);
-  std::int64_t input_elements() const;   // per sample
-  std::int64_t output_elements() const;  // per sample
-
- private:
-  struct Impl;
-  explicit Executor(std::unique_ptr<Impl> impl);
-  std::unique_ptr<Impl> impl_;
+  virtual Result<std::vector<float>> run(const float* data, std::int64_t batch) = 0;
+  virtual std::int64_t input_elements() const = 0;   // per sample
+  virtual std::int64_t output_elements() const = 0;  // per sample
 };
 
 struct TrainOptions {

@@ -82,35 +82,60 @@ float float_op(const std::string& op, float a, float b) {
   return a / b;
 }
 
+// Numpy-style broadcasting of several shapes: the result shape, and for each result element the
+// flat index it reads in every operand. Fails when the shapes do not broadcast.
+struct Broadcast {
+  Dims dims;
+  std::vector<Dims> padded;  // each operand's dims, left-padded with 1s to the result rank
+  std::vector<std::vector<std::size_t>> strides;
+};
+
+Broadcast broadcast(const onnx::NodeProto& node, const std::vector<const Dims*>& shapes) {
+  Broadcast b;
+  std::size_t rank = 0;
+  for (const auto* s : shapes) rank = std::max(rank, s->size());
+  b.dims.assign(rank, 1);
+  for (const auto* s : shapes) {
+    Dims p(rank, 1);
+    std::copy(s->begin(), s->end(), p.begin() + static_cast<std::ptrdiff_t>(rank - s->size()));
+    for (std::size_t d = 0; d < rank; ++d) {
+      if (p[d] == b.dims[d] || p[d] == 1) continue;
+      if (b.dims[d] != 1) {
+        std::string text;
+        for (const auto* t : shapes) text += (text.empty() ? "" : " with ") + ir::shape_to_string(*t);
+        bad(node, "cannot broadcast " + text);
+      }
+      b.dims[d] = p[d];
+    }
+    b.padded.push_back(std::move(p));
+  }
+  for (const auto& p : b.padded) b.strides.push_back(row_major_strides(p));
+  return b;
+}
+
+// Flat index into operand k of result element j (whose per-dim strides are `out_strides`).
+std::size_t source_index(const Broadcast& b, const std::vector<std::size_t>& out_strides, std::size_t k, std::size_t j) {
+  std::size_t at = 0;
+  for (std::size_t d = 0; d < b.dims.size(); ++d) {
+    if (b.padded[k][d] == 1) continue;
+    at += ((j / out_strides[d]) % static_cast<std::size_t>(b.dims[d])) * b.strides[k][d];
+  }
+  return at;
+}
+
 ConstTensor binary(const onnx::NodeProto& node, const ConstTensor& a, const ConstTensor& b) {
   if (a.is_float != b.is_float) bad(node, "mixes float and integer inputs");
-  const std::size_t rank = std::max(a.dims.size(), b.dims.size());
-  Dims out_dims(rank, 1);
-  Dims da(rank, 1);
-  Dims db(rank, 1);
-  std::copy(a.dims.begin(), a.dims.end(), da.begin() + static_cast<std::ptrdiff_t>(rank - a.dims.size()));
-  std::copy(b.dims.begin(), b.dims.end(), db.begin() + static_cast<std::ptrdiff_t>(rank - b.dims.size()));
-  for (std::size_t d = 0; d < rank; ++d) {
-    if (da[d] != db[d] && da[d] != 1 && db[d] != 1) bad(node, "cannot broadcast " + ir::shape_to_string(a.dims) + " with " + ir::shape_to_string(b.dims));
-    out_dims[d] = da[d] == 1 ? db[d] : da[d];
-  }
-  const std::size_t n = count_of(node, out_dims, a.size() + b.size());
-  const auto sa = row_major_strides(da);
-  const auto sb = row_major_strides(db);
-  const auto so = row_major_strides(out_dims);
+  const Broadcast shape = broadcast(node, {&a.dims, &b.dims});
+  const std::size_t n = count_of(node, shape.dims, a.size() + b.size());
+  const auto so = row_major_strides(shape.dims);
   ConstTensor out;
   out.is_float = a.is_float;
-  out.dims = out_dims;
+  out.dims = shape.dims;
   const std::string& op = node.op_type();
   const bool tagged = !a.origin.empty() || !b.origin.empty();
   for (std::size_t j = 0; j < n; ++j) {
-    std::size_t ia = 0;
-    std::size_t ib = 0;
-    for (std::size_t d = 0; d < rank; ++d) {
-      const std::size_t coord = (j / so[d]) % static_cast<std::size_t>(out_dims[d]);
-      if (da[d] != 1) ia += coord * sa[d];
-      if (db[d] != 1) ib += coord * sb[d];
-    }
+    const std::size_t ia = source_index(shape, so, 0, j);
+    const std::size_t ib = source_index(shape, so, 1, j);
     if (a.is_float) {
       out.f.push_back(float_op(op, a.f.at(ia), b.f.at(ib)));
       continue;
@@ -127,6 +152,64 @@ ConstTensor binary(const onnx::NodeProto& node, const ConstTensor& a, const Cons
     else if (ob != Origin::kPlain && oa == Origin::kPlain && neutral_a) o = ob;
     else if (oa != Origin::kPlain || ob != Origin::kPlain) o = Origin::kFromBatch;
     out.origin.push_back(o);
+  }
+  return out;
+}
+
+// Equal gives a bool tensor, held as int64 0/1 like every folded bool.
+ConstTensor equal(const onnx::NodeProto& node, const ConstTensor& a, const ConstTensor& b) {
+  if (a.is_float != b.is_float) bad(node, "mixes float and integer inputs");
+  const Broadcast shape = broadcast(node, {&a.dims, &b.dims});
+  const std::size_t n = count_of(node, shape.dims, a.size() + b.size());
+  const auto so = row_major_strides(shape.dims);
+  ConstTensor out;
+  out.is_float = false;
+  out.dims = shape.dims;
+  const bool tagged = !a.origin.empty() || !b.origin.empty();
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t ia = source_index(shape, so, 0, j);
+    const std::size_t ib = source_index(shape, so, 1, j);
+    out.i.push_back(a.is_float ? a.f.at(ia) == b.f.at(ib) : a.i.at(ia) == b.i.at(ib));
+    if (!tagged) continue;
+    const bool from_batch = a.origin_at(ia) != Origin::kPlain || b.origin_at(ib) != Origin::kPlain;
+    out.origin.push_back(from_batch ? Origin::kFromBatch : Origin::kPlain);
+  }
+  return out;
+}
+
+ConstTensor where(const onnx::NodeProto& node, const ConstTensor& cond, const ConstTensor& x, const ConstTensor& y) {
+  if (x.is_float != y.is_float) bad(node, "mixes float and integer inputs");
+  const auto flags = int_values(cond, "the condition of " + describe(node));
+  const Broadcast shape = broadcast(node, {&cond.dims, &x.dims, &y.dims});
+  const std::size_t n = count_of(node, shape.dims, cond.size() + x.size() + y.size());
+  const auto so = row_major_strides(shape.dims);
+  ConstTensor out;
+  out.is_float = x.is_float;
+  out.dims = shape.dims;
+  const bool tagged = !cond.origin.empty() || !x.origin.empty() || !y.origin.empty();
+  for (std::size_t j = 0; j < n; ++j) {
+    const std::size_t ic = source_index(shape, so, 0, j);
+    const bool take_x = flags.at(ic) != 0;
+    const ConstTensor& src = take_x ? x : y;
+    const std::size_t at = source_index(shape, so, take_x ? 1 : 2, j);
+    if (src.is_float) out.f.push_back(src.f.at(at));
+    else out.i.push_back(src.i.at(at));
+    if (!tagged) continue;
+    // A choice made on the batch size is derived from it, whatever was chosen.
+    out.origin.push_back(cond.origin_at(ic) != Origin::kPlain ? Origin::kFromBatch : src.origin_at(at));
+  }
+  return out;
+}
+
+ConstTensor neg(const onnx::NodeProto& node, const ConstTensor& x) {
+  ConstTensor out = x;
+  for (auto& v : out.f) v = -v;
+  for (auto& v : out.i) {
+    if (v == std::numeric_limits<std::int64_t>::min()) bad(node, "integer overflow");
+    v = -v;
+  }
+  for (auto& o : out.origin) {
+    if (o != Origin::kPlain) o = Origin::kFromBatch;
   }
   return out;
 }
@@ -277,10 +360,12 @@ ConstTensor slice(const onnx::NodeProto& node, const std::vector<const ConstTens
       b = std::clamp<std::int64_t>(b, 0, n);
       e = std::clamp<std::int64_t>(e, 0, n);
       len = e > b ? (e - b + s - 1) / s : 0;
-    } else {
+    } else if (n > 0) {  // an empty axis stays empty (and [0, n - 1] would be an inverted range)
       b = std::clamp<std::int64_t>(b, 0, n - 1);
       e = std::clamp<std::int64_t>(e, -1, n - 1);
       len = b > e ? (b - e - s - 1) / (-s) : 0;
+    } else {
+      b = 0;
     }
     first[d] = b;
     step[d] = s;
@@ -406,9 +491,97 @@ ConstTensor reshape(const onnx::NodeProto& node, const ConstTensor& data, const 
   return out;
 }
 
-constexpr std::array<std::string_view, 15> kFoldable{"Constant", "Identity", "Dropout", "Cast", "Gather", "Concat",
+ConstTensor transpose(const onnx::NodeProto& node, const ConstTensor& x) {
+  const std::size_t rank = x.dims.size();
+  std::vector<std::int64_t> perm = attr_ints(node, "perm");
+  if (perm.empty()) {  // the default reverses the dimensions
+    for (std::size_t d = rank; d-- > 0;) perm.push_back(static_cast<std::int64_t>(d));
+  }
+  if (perm.size() != rank) bad(node, "has " + std::to_string(perm.size()) + " perm entries for a rank-" + std::to_string(rank) + " input");
+  std::vector<bool> used(rank, false);
+  Dims out_dims;
+  for (auto p : perm) {
+    if (p < 0 || p >= static_cast<std::int64_t>(rank) || used[static_cast<std::size_t>(p)]) bad(node, "perm is not a permutation of the input dimensions");
+    used[static_cast<std::size_t>(p)] = true;
+    out_dims.push_back(x.dims[static_cast<std::size_t>(p)]);
+  }
+  const std::size_t n = count_of(node, out_dims, x.size());
+  if (n != x.size()) bad(node, "its input holds " + std::to_string(x.size()) + " values for shape " + ir::shape_to_string(x.dims));
+  const auto in_strides = row_major_strides(x.dims);
+  const auto out_strides = row_major_strides(out_dims);
+  std::vector<std::size_t> from;
+  from.reserve(n);
+  for (std::size_t j = 0; j < n; ++j) {
+    std::size_t src = 0;
+    for (std::size_t d = 0; d < rank; ++d) {
+      const std::size_t coord = (j / out_strides[d]) % static_cast<std::size_t>(out_dims[d]);
+      src += coord * in_strides[static_cast<std::size_t>(perm[d])];
+    }
+    from.push_back(src);
+  }
+  return pick(x, out_dims, from);
+}
+
+// A result whose size depends on the batch cannot be a constant: the IR keeps the batch symbolic.
+void require_fixed_size(const onnx::NodeProto& node, const ConstTensor& t) {
+  if (t.depends_on_batch()) {
+    fail(ErrorCode::kUnsupportedOp, describe(node) + " builds a tensor whose size depends on the batch size",
+         "export the model with a fixed input shape, or open an issue");
+  }
+}
+
+ConstTensor expand(const onnx::NodeProto& node, const ConstTensor& x, const ConstTensor& shape) {
+  require_fixed_size(node, shape);
+  const Dims target = int_values(shape, "the shape of " + describe(node));
+  for (auto d : target) {
+    if (d < 0 || d > kMaxDim) bad(node, "has an invalid target dimension " + std::to_string(d));
+  }
+  const Broadcast b = broadcast(node, {&x.dims, &target});
+  const std::size_t n = count_of(node, b.dims, x.size());
+  const auto so = row_major_strides(b.dims);
+  std::vector<std::size_t> from;
+  from.reserve(n);
+  for (std::size_t j = 0; j < n; ++j) from.push_back(source_index(b, so, 0, j));
+  return pick(x, b.dims, from);
+}
+
+ConstTensor range(const onnx::NodeProto& node, const ConstTensor& start, const ConstTensor& limit, const ConstTensor& delta) {
+  for (const auto* t : {&start, &limit, &delta}) {
+    require_fixed_size(node, *t);
+    if (t->size() != 1) bad(node, "its start, limit and delta must be scalars");
+    if (t->is_float != start.is_float) bad(node, "mixes float and integer inputs");
+  }
+  ConstTensor out;
+  out.is_float = start.is_float;
+  if (start.is_float) {
+    const double s = start.f[0];
+    const double d = delta.f[0];
+    const double steps = std::ceil((static_cast<double>(limit.f[0]) - s) / d);
+    if (d == 0.0 || !std::isfinite(steps)) bad(node, "has a zero or non-finite delta");
+    const auto n = static_cast<std::int64_t>(std::clamp(steps, 0.0, static_cast<double>(kMaxDim)));
+    count_of(node, {n}, 0);
+    for (std::int64_t k = 0; k < n; ++k) out.f.push_back(static_cast<float>(s + static_cast<double>(k) * d));
+  } else {
+    const std::int64_t s = start.i[0];
+    const std::int64_t d = delta.i[0];
+    if (d == 0) bad(node, "has a zero delta");
+    std::int64_t span = 0;
+    if (__builtin_sub_overflow(limit.i[0], s, &span)) bad(node, "integer overflow");
+    // ceil(span / d), computed without overflow; a span against the direction of d gives 0.
+    std::int64_t n = span / d;
+    if (span % d != 0 && (span < 0) == (d < 0)) ++n;
+    n = std::max<std::int64_t>(n, 0);
+    count_of(node, {n}, 0);
+    for (std::int64_t k = 0; k < n; ++k) out.i.push_back(s + k * d);
+  }
+  out.dims = {static_cast<std::int64_t>(out.size())};
+  return out;
+}
+
+constexpr std::array<std::string_view, 21> kFoldable{"Constant", "Identity", "Dropout", "Cast", "Gather", "Concat",
                                                      "Unsqueeze", "Squeeze", "Slice", "Add", "Sub", "Mul", "Div",
-                                                     "ConstantOfShape", "Reshape"};
+                                                     "ConstantOfShape", "Reshape", "Transpose", "Expand", "Range",
+                                                     "Neg", "Equal", "Where"};
 
 }  // namespace
 
@@ -444,6 +617,12 @@ ConstTensor fold_node(const onnx::NodeProto& node, const std::vector<const Const
   if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") return binary(node, input(node, in, 0), input(node, in, 1));
   if (op == "ConstantOfShape") return constant_of_shape(node, input(node, in, 0));
   if (op == "Reshape") return reshape(node, input(node, in, 0), input(node, in, 1));
+  if (op == "Transpose") return transpose(node, input(node, in, 0));
+  if (op == "Expand") return expand(node, input(node, in, 0), input(node, in, 1));
+  if (op == "Range") return range(node, input(node, in, 0), input(node, in, 1), input(node, in, 2));
+  if (op == "Neg") return neg(node, input(node, in, 0));
+  if (op == "Equal") return equal(node, input(node, in, 0), input(node, in, 1));
+  if (op == "Where") return where(node, input(node, in, 0), input(node, in, 1), input(node, in, 2));
   bad(node, "is not an op the importer evaluates");
 }
 

@@ -251,7 +251,9 @@ class Importer {
     } else if ((op == "Identity" || op == "Dropout") && all_constant && present(in, 0)) {
       // Same tensor, same IR constant: exporters alias deduplicated weights this way.
       bind(n.output(0), in[0]);
-    } else if (detail::is_foldable(op) && all_constant) {
+    } else if (detail::is_foldable(op) && all_constant && !(op == "Transpose" && present(in, 0) && in[0].constant->is_float)) {
+      // A Transpose of float weights stays an IR op, as before; integer ones (PyTorch's pad
+      // arithmetic) are shape data and must fold.
       std::vector<const ConstTensor*> args;
       for (const auto& e : in) args.push_back(e.constant.get());
       bind(n.output(0), Entry{-1, std::make_shared<const ConstTensor>(detail::fold_node(n, args))});

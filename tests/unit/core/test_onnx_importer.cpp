@@ -16,6 +16,7 @@
 #include <fstream>
 #include <initializer_list>
 #include <iterator>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -464,6 +465,70 @@ TEST(OnnxImporter, PadConstantValueInput) {
   Graph g = import_ok(b);
   EXPECT_EQ(find_op(g, OpKind::kPad)->attrs.pad_value, -1.5F);
   EXPECT_EQ(find_op(g, OpKind::kPad)->attrs.pad_mode, edgeopt::ir::PadMode::kConstant);
+}
+
+// PyTorch's F.pad(x, (1, 2, 3, 4)) at opsets 11-17: the pads are computed by an int64 subgraph
+// that reverses the (begin, end) pairs with a negative-step Slice and interleaves them with a Transpose.
+TEST(OnnxImporter, TorchPadSubgraphWithNegativeStepSliceFolds) {
+  for (int opset : {11, 13, 17}) {
+    ModelBuilder b(opset);
+    b.input("x", {-1, 1, 4, 4});
+    b.constant_ints("four", {4});
+    b.constant_ints("lrtb", {1, 2, 3, 4});
+    auto* zeros = b.node("ConstantOfShape", {"four"}, {"zeros"});
+    auto* value = zeros->add_attribute();
+    value->set_name("value");
+    value->set_type(onnx::AttributeProto::TENSOR);
+    value->mutable_t()->set_data_type(onnx::TensorProto::INT64);
+    value->mutable_t()->add_dims(1);
+    value->mutable_t()->add_int64_data(0);
+    set_int(b.node("Concat", {"lrtb", "zeros"}, {"all"}), "axis", 0);
+    b.constant_ints("pairs_shape", {-1, 2});
+    b.node("Reshape", {"all", "pairs_shape"}, {"pairs"});  // [[1,2],[3,4],[0,0],[0,0]]
+    b.constant_ints("axes", {0});
+    b.constant_ints("starts", {-1});
+    b.constant_ints("ends", {-std::numeric_limits<std::int64_t>::max()});
+    b.constant_ints("steps", {-1});
+    b.node("Slice", {"pairs", "starts", "ends", "axes", "steps"}, {"reversed"});
+    set_ints(b.node("Transpose", {"reversed"}, {"by_side"}), "perm", {1, 0});
+    b.constant_ints("flat", {-1});
+    b.node("Reshape", {"by_side", "flat"}, {"pads64"});
+    set_int(b.node("Cast", {"pads64"}, {"pads"}), "to", onnx::TensorProto::INT64);
+    set_string(b.node("Pad", {"x", "pads", ""}, {"y"}), "mode", "constant");
+    b.output("y");
+    Graph g = import_ok(b);
+    const auto* pad = find_op(g, OpKind::kPad);
+    ASSERT_NE(pad, nullptr) << "opset " << opset;
+    EXPECT_EQ(pad->attrs.pads, (std::vector<std::int64_t>{0, 0, 3, 1, 0, 0, 4, 2})) << "opset " << opset;
+    EXPECT_EQ(output_shape(g), (Shape{kBatch, 1, 11, 7})) << "opset " << opset;
+    EXPECT_EQ(g.nodes.size(), 1U) << "opset " << opset;  // only the Pad is left
+  }
+}
+
+// Negative steps clamp out-of-range starts to the last element and ends to "before the first",
+// per the ONNX spec; an empty axis stays empty.
+TEST(OnnxImporter, NegativeStepSliceClampsStartsAndEnds) {
+  ModelBuilder b(13);
+  b.input("x", {-1, 1, 4, 4});
+  // Odd positions, read from the back, are the pads; even ones must never be picked.
+  b.ints("data", {99, 4, 99, 3, 99, 0, 99, 0, 99, 2, 99, 1, 99, 0, 99, 0});
+  b.ints("starts", {100});
+  b.ints("ends", {std::numeric_limits<std::int64_t>::min()});
+  b.ints("steps", {-2});
+  b.ints("axes", {-1});
+  b.node("Slice", {"data", "starts", "ends", "axes", "steps"}, {"picked"});
+  b.ints("empty", {});
+  b.ints("back", {-1});
+  b.ints("front", {0});
+  b.node("Slice", {"empty", "back", "front", "axes", "steps"}, {"nothing"});
+  set_int(b.node("Concat", {"picked", "nothing"}, {"pads"}), "axis", 0);
+  b.node("Pad", {"x", "pads"}, {"y"});
+  b.output("y");
+  Graph g = import_ok(b);
+  const auto* pad = find_op(g, OpKind::kPad);
+  ASSERT_NE(pad, nullptr);
+  EXPECT_EQ(pad->attrs.pads, (std::vector<std::int64_t>{0, 0, 1, 2, 0, 0, 3, 4}));
+  EXPECT_EQ(output_shape(g), (Shape{kBatch, 1, 8, 10}));
 }
 
 Graph squeeze_model(int opset) {

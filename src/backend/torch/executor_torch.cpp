@@ -1,4 +1,4 @@
-#include "backend/executor.h"
+#include "backend/torch/torch_impl.h"
 
 #include <torch/torch.h>
 
@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-namespace edgeopt::backend {
+namespace edgeopt::backend::torch_impl {
 namespace {
 
 using ir::Graph;
@@ -230,47 +230,44 @@ int thread_count() { return at::get_num_threads(); }
 
 void set_seed(std::uint64_t seed) { torch::manual_seed(seed); }
 
-struct Executor::Impl {
-  const Graph* graph = nullptr;
-  Graph owned;
-  std::vector<at::Tensor> constants;
-  std::int64_t in_elems = 0;
-  std::int64_t out_elems = 0;
+class TorchExecutor final : public Executor {
+ public:
+  explicit TorchExecutor(const Graph& graph)
+      : graph_(graph),
+        constants_(constant_tensors(graph_)),
+        in_elems_(ir::sample_elements(graph_.value(graph_.inputs[0]).shape)),
+        out_elems_(ir::sample_elements(graph_.value(graph_.outputs[0]).shape)) {}
+
+  std::int64_t input_elements() const override { return in_elems_; }
+  std::int64_t output_elements() const override { return out_elems_; }
+
+  Result<std::vector<float>> run(const float* data, std::int64_t batch) override {
+    return capture([&]() -> std::vector<float> {
+      try {
+        c10::InferenceMode guard;
+        std::vector<at::Tensor> values = constants_;
+        values[static_cast<std::size_t>(graph_.inputs[0])] = input_tensor(graph_, data, batch);
+        forward(graph_, values, false, graph_.nodes.size());
+        const at::Tensor out = values[static_cast<std::size_t>(graph_.outputs[0])].contiguous().to(torch::kFloat32);
+        return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+      } catch (const c10::Error& e) {
+        fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace(),
+             "check the input shape; if it is right, please report the model");
+      }
+    });
+  }
+
+ private:
+  Graph graph_;
+  std::vector<at::Tensor> constants_;
+  std::int64_t in_elems_;
+  std::int64_t out_elems_;
 };
 
-Executor::Executor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
-Executor::~Executor() = default;
-
-Result<std::unique_ptr<Executor>> Executor::create(const ir::Graph& graph) {
+Result<std::unique_ptr<Executor>> create_executor(const ir::Graph& graph) {
   return capture([&]() -> std::unique_ptr<Executor> {
     check_runnable(graph);
-    auto impl = std::make_unique<Impl>();
-    impl->owned = graph;
-    impl->graph = &impl->owned;
-    impl->constants = constant_tensors(impl->owned);
-    impl->in_elems = ir::sample_elements(graph.value(graph.inputs[0]).shape);
-    impl->out_elems = ir::sample_elements(graph.value(graph.outputs[0]).shape);
-    return std::unique_ptr<Executor>(new Executor(std::move(impl)));
-  });
-}
-
-std::int64_t Executor::input_elements() const { return impl_->in_elems; }
-std::int64_t Executor::output_elements() const { return impl_->out_elems; }
-
-Result<std::vector<float>> Executor::run(const float* data, std::int64_t batch) {
-  return capture([&]() -> std::vector<float> {
-    try {
-      c10::InferenceMode guard;
-      const Graph& g = *impl_->graph;
-      std::vector<at::Tensor> values = impl_->constants;
-      values[static_cast<std::size_t>(g.inputs[0])] = input_tensor(g, data, batch);
-      forward(g, values, false, g.nodes.size());
-      const at::Tensor out = values[static_cast<std::size_t>(g.outputs[0])].contiguous().to(torch::kFloat32);
-      return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
-    } catch (const c10::Error& e) {
-      fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace(),
-           "check the input shape; if it is right, please report the model");
-    }
+    return std::make_unique<TorchExecutor>(graph);
   });
 }
 
@@ -353,4 +350,4 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
   });
 }
 
-}  // namespace edgeopt::backend
+}  // namespace edgeopt::backend::torch_impl

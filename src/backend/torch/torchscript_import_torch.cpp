@@ -1,4 +1,4 @@
-#include "backend/torchscript_import.h"
+#include "backend/torch/torch_impl.h"
 
 #include <caffe2/serialize/versions.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -28,7 +28,7 @@
 //     x.size(1) and friends read real numbers. x.size(0) is the symbolic batch.
 // We do not use torch::jit::freeze: it pools value-equal tensors (every fresh BatchNorm's
 // running_var is all ones), which would merge distinct parameters and miscount them.
-namespace edgeopt::backend {
+namespace edgeopt::backend::torch_impl {
 namespace {
 
 namespace tj = torch::jit;
@@ -1158,4 +1158,4 @@ Result<ir::Graph> import_torchscript(const std::string& path, const std::vector<
   });
 }
 
-}  // namespace edgeopt::backend
+}  // namespace edgeopt::backend::torch_impl

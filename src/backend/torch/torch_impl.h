@@ -1,0 +1,23 @@
+// Inside the LibTorch plugin: the implementations behind BackendApi (see ../backend_api.h).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/executor.h"
+#include "common/error.h"
+#include "ir/graph.h"
+
+namespace edgeopt::backend::torch_impl {
+
+void set_threads(int threads);
+int thread_count();
+void set_seed(std::uint64_t seed);
+Result<std::unique_ptr<Executor>> create_executor(const ir::Graph& graph);
+Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int32_t* labels, std::int64_t count,
+                          const TrainOptions& options);
+Result<ir::Graph> import_torchscript(const std::string& path, const std::vector<std::int64_t>& input_shape_hint);
+
+}  // namespace edgeopt::backend::torch_impl

@@ -56,5 +56,7 @@ bench: build pydeps
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')
 
+include mk/calibrate.mk
+
 clean:
 	rm -rf $(BUILD) $(FUZZ_BUILD)

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "backend/executor.h"
+#include "cli/estimate_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
 #include "ir/text.h"
@@ -257,11 +258,15 @@ int main(int argc, char** argv) {
   run->add_option("--output", run_output, "write the outputs to this .npy file");
   run->add_option("--threads", common.threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 1024));
 
+  int callback_exit = -1;  // set by subcommands that run as CLI11 callbacks
+  add_estimate_commands(app, callback_exit);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (callback_exit >= 0) return callback_exit;
   try {
     if (*inspect) return cmd_inspect(model_path, common, show_ir);
     if (*evaluate) return cmd_evaluate(model_path, common, eval_args);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "cli/cli_common.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
 #include "pipeline/model.h"
@@ -19,15 +20,7 @@ using edgeopt::Result;
 using nlohmann::json;
 namespace est = edgeopt::estimator;
 
-int fail_with(const Error& e, bool as_json) {
-  if (as_json) {
-    std::cout << json{{"error", {{"code", edgeopt::error_code_name(e.code)}, {"message", e.message}, {"hint", e.hint}}}}
-                     .dump(2)
-              << "\n";
-  }
-  std::cerr << "error: " << e.to_string() << "\n";
-  return e.code == ErrorCode::kInternal ? 3 : 1;
-}
+int fail_with(const Error& e, bool as_json) { return edgeopt::cli::report_error(e, as_json); }
 
 struct Resources {
   est::DeviceCatalog catalog;

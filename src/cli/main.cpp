@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "backend/executor.h"
+#include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
@@ -23,13 +24,7 @@ using edgeopt::ErrorCode;
 using nlohmann::json;
 
 // Exit codes: 0 success, 1 bad input (the message says what to do), 2 usage, 3 internal error.
-int report(const Error& e, bool as_json) {
-  if (as_json) {
-    std::cout << json{{"error", {{"code", edgeopt::error_code_name(e.code)}, {"message", e.message}, {"hint", e.hint}}}}.dump(2) << "\n";
-  }
-  std::cerr << "error: " << e.to_string() << "\n";
-  return e.code == ErrorCode::kInternal ? 3 : 1;
-}
+int report(const Error& e, bool as_json) { return edgeopt::cli::report_error(e, as_json); }
 
 std::vector<std::int64_t> parse_shape(const std::string& text) {
   std::vector<std::int64_t> shape;

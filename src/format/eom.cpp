@@ -3,6 +3,8 @@
 // compared with the stored ones.
 #include "format/eom.h"
 
+#include "common/file_io.h"
+
 #include <nlohmann/json.hpp>
 
 #include <bit>
@@ -715,27 +717,7 @@ Result<std::string> write_eom_bytes(const ir::Graph& graph, const EomWriteOption
 Status write_eom(const ir::Graph& graph, const std::string& path, const EomWriteOptions& options) {
   auto bytes = write_eom_bytes(graph, options);
   if (!bytes.ok()) return bytes.error();
-  return capture([&]() -> Unit {
-    const std::string temp = path + ".partial";
-    {
-      std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-      if (!file) fail(ErrorCode::kIo, "cannot create '" + temp + "'", "check that the folder exists and is writable");
-      file.write(bytes.value().data(), static_cast<std::streamsize>(bytes.value().size()));
-      file.flush();
-      if (!file) {
-        std::error_code ignored;
-        std::filesystem::remove(temp, ignored);
-        fail(ErrorCode::kIo, "cannot write '" + temp + "'", "check the free disk space");
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec) {
-      std::filesystem::remove(temp, ec);
-      fail(ErrorCode::kIo, "cannot move the finished model to '" + path + "'", "check that the folder is writable");
-    }
-    return Unit{};
-  });
+  return write_file_atomic(path, bytes.value());
 }
 
 Result<EomModel> read_eom_model_bytes(std::string_view bytes, const std::string& source) {

@@ -2,6 +2,8 @@
 // same IR; helper tensors (reshape targets, clip bounds, quantization parameters) get fresh names.
 #include "format/onnx_export.h"
 
+#include "common/file_io.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -397,27 +399,7 @@ Result<std::string> export_onnx_bytes(const ir::Graph& graph, const OnnxExportOp
 Status export_onnx(const ir::Graph& graph, const std::string& path, const OnnxExportOptions& options) {
   auto bytes = export_onnx_bytes(graph, options);
   if (!bytes.ok()) return bytes.error();
-  return capture([&]() -> Unit {
-    const std::string temp = path + ".partial";
-    {
-      std::ofstream file(temp, std::ios::binary | std::ios::trunc);
-      if (!file) fail(ErrorCode::kIo, "cannot create '" + temp + "'", "check that the folder exists and is writable");
-      file.write(bytes.value().data(), static_cast<std::streamsize>(bytes.value().size()));
-      file.flush();
-      if (!file) {
-        std::error_code ignored;
-        std::filesystem::remove(temp, ignored);
-        fail(ErrorCode::kIo, "cannot write '" + temp + "'", "check the free disk space");
-      }
-    }
-    std::error_code ec;
-    std::filesystem::rename(temp, path, ec);
-    if (ec) {
-      std::filesystem::remove(temp, ec);
-      fail(ErrorCode::kIo, "cannot move the finished model to '" + path + "'", "check that the folder is writable");
-    }
-    return Unit{};
-  });
+  return write_file_atomic(path, bytes.value());
 }
 
 }  // namespace edgeopt::format

@@ -45,7 +45,7 @@ const std::set<std::string>& supported_layers() {
       "AveragePooling2D", "AvgPool2D", "GlobalAveragePooling2D", "GlobalAvgPool2D", "GlobalMaxPooling2D",
       "GlobalMaxPool2D", "Flatten", "Dropout", "SpatialDropout2D", "GaussianNoise", "GaussianDropout",
       "AlphaDropout", "ActivityRegularization", "Add", "Subtract", "Multiply", "Concatenate", "ZeroPadding2D",
-      "Reshape", "Rescaling", "Normalization"};
+      "Reshape", "Rescaling", "Normalization", "Cropping2D", "Permute", "Maximum", "Minimum", "Average"};
   return classes;
 }
 
@@ -74,6 +74,51 @@ bool as_int(const json& v, std::int64_t& out) {
 std::string class_of(const json& layer) {
   const json* c = get(layer, "class_name");
   return c && c->is_string() ? c->get<std::string>() : std::string();
+}
+
+// Keras 3 records `x + 3.0` or `ops.multiply(a, b)` on symbolic tensors as operations of
+// module keras.src.ops.*; their class names (Add, Multiply) collide with the merge layers'.
+bool is_keras3_operation(const json& layer) {
+  const json* m = get(layer, "module");
+  return m && m->is_string() && m->get<std::string>().rfind("keras.src.ops", 0) == 0;
+}
+
+// Keras 3 operations we import, as (binary op) or activation name.
+const std::map<std::string, std::string>& keras3_operations() {
+  static const std::map<std::string, std::string> ops{
+      {"Add", "add"},        {"Subtract", "subtract"}, {"Multiply", "multiply"}, {"Divide", "divide"},
+      {"TrueDivide", "divide"}, {"Relu", "relu"},      {"Relu6", "relu6"},       {"Sigmoid", "sigmoid"},
+      {"Silu", "silu"},      {"Swish", "silu"},        {"HardSigmoid", "hard_sigmoid"}, {"HardSilu", "hard_silu"},
+      {"HardSwish", "hard_silu"}, {"Tanh", "tanh"}};
+  return ops;
+}
+
+// Keras 2 TFOpLambda functions (what `x + 3.0` becomes) we import, by the same names.
+const std::map<std::string, std::string>& tf_op_functions() {
+  static const std::map<std::string, std::string> ops{
+      {"__operators__.add", "add"}, {"math.add", "add"},           {"math.subtract", "subtract"},
+      {"__operators__.sub", "subtract"}, {"math.multiply", "multiply"}, {"__operators__.mul", "multiply"},
+      {"math.truediv", "divide"},   {"__operators__.truediv", "divide"}, {"math.divide", "divide"},
+      {"nn.relu", "relu"},          {"nn.relu6", "relu6"},          {"math.sigmoid", "sigmoid"},
+      {"nn.silu", "silu"},          {"nn.swish", "silu"},           {"math.tanh", "tanh"}};
+  return ops;
+}
+
+// What an operation-like layer computes ("add", "relu6", ...), or "" when it is an ordinary layer
+// or one we do not know.
+std::string operation_of(const json& layer) {
+  if (is_keras3_operation(layer)) {
+    auto it = keras3_operations().find(class_of(layer));
+    return it == keras3_operations().end() ? std::string() : it->second;
+  }
+  if (class_of(layer) == "TFOpLambda") {
+    const json* cfg = get(layer, "config");
+    const json* f = cfg ? get(*cfg, "function") : nullptr;
+    if (!f || !f->is_string()) return {};
+    auto it = tf_op_functions().find(f->get<std::string>());
+    return it == tf_op_functions().end() ? std::string() : it->second;
+  }
+  return {};
 }
 
 bool checked_product(const Shape& shape, std::int64_t limit, std::int64_t& out) {
@@ -732,18 +777,18 @@ class Builder {
     return add_op(OpKind::kDiv, name, {centered, constant(name + "/stddev", channel_shape(x, c), std::move(variance), !from_config)}, ir::Attrs{}, cls);
   }
 
-  int zero_padding(const json& cfg, const std::string& name, const std::string& cls, int x) {
-    require_rank(x, 4, name, cls);
-    const json* p = get(cfg, "padding");
-    std::array<std::int64_t, 4> tblr{1, 1, 1, 1};  // top, bottom, left, right
+  // ZeroPadding2D's "padding" / Cropping2D's "cropping": n, (rows, cols) or ((top, bottom), (left, right)).
+  std::array<std::int64_t, 4> four_sides(const json& cfg, const std::string& name, const char* key, std::int64_t fallback) const {
+    const json* p = get(cfg, key);
+    std::array<std::int64_t, 4> tblr{fallback, fallback, fallback, fallback};  // top, bottom, left, right
     auto read = [&](const json& v, std::int64_t& out) {
-      if (!as_int(v, out) || out < 0 || out > kMaxPad) bad(name, "'padding' has an invalid size");
+      if (!as_int(v, out) || out < 0 || out > kMaxPad) bad(name, std::string("'") + key + "' has an invalid size");
     };
     if (p) {
       if (p->is_array() && p->size() == 2 && (*p)[0].is_array()) {
         for (std::size_t i = 0; i < 2; ++i) {
           const json& pair = (*p)[i];
-          if (!pair.is_array() || pair.size() != 2) bad(name, "'padding' is not ((top, bottom), (left, right))");
+          if (!pair.is_array() || pair.size() != 2) bad(name, std::string("'") + key + "' is not ((top, bottom), (left, right))");
           read(pair[0], tblr[2 * i]);
           read(pair[1], tblr[2 * i + 1]);
         }
@@ -757,9 +802,48 @@ class Builder {
         tblr = {tblr[0], tblr[0], tblr[0], tblr[0]};
       }
     }
+    return tblr;
+  }
+
+  int zero_padding(const json& cfg, const std::string& name, const std::string& cls, int x) {
+    require_rank(x, 4, name, cls);
+    const auto tblr = four_sides(cfg, name, "padding", 1);
     ir::Attrs a;
     a.pads = {0, 0, tblr[0], tblr[2], 0, 0, tblr[1], tblr[3]};  // NCHW, begins then ends
     return add_op(OpKind::kPad, name, {x}, a, cls);
+  }
+
+  // Cropping is a Pad with negative sizes (as in ONNX); the IR has no Slice.
+  int cropping(const json& cfg, const std::string& name, const std::string& cls, int x) {
+    require_rank(x, 4, name, cls);
+    const auto tblr = four_sides(cfg, name, "cropping", 0);
+    if (tblr[0] + tblr[1] >= shape(x)[2] || tblr[2] + tblr[3] >= shape(x)[3]) {
+      bad(name, "crops away the whole of its " + ir::shape_to_string(shape(x)) + " input (NCHW)");
+    }
+    ir::Attrs a;
+    a.pads = {0, 0, -tblr[0], -tblr[2], 0, 0, -tblr[1], -tblr[3]};
+    return add_op(OpKind::kPad, name, {x}, a, cls);
+  }
+
+  // Permute's "dims" reorder the axes after the batch (1-based) in Keras' own NHWC order.
+  int permute(const json& cfg, const std::string& name, const std::string& cls, int x) {
+    const json* dims = get(cfg, "dims");
+    const std::size_t r = rank(x);
+    if (!dims || !dims->is_array() || dims->size() + 1 != r) bad(name, "'dims' does not list every axis after the batch");
+    ir::Attrs a;
+    a.perm.push_back(0);
+    std::vector<bool> seen(r, false);
+    for (const json& d : *dims) {
+      std::int64_t v = 0;
+      if (!as_int(d, v) || v < 1 || v >= static_cast<std::int64_t>(r) || seen[static_cast<std::size_t>(v)]) {
+        bad(name, "'dims' is not a permutation of 1.." + std::to_string(r - 1));
+      }
+      seen[static_cast<std::size_t>(v)] = true;
+      a.perm.push_back(v);
+    }
+    if (r == 4) x = to_nhwc(x, name);
+    const int y = add_op(OpKind::kTranspose, r == 4 ? name + "/nhwc" : name, {x}, a, cls);
+    return r == 4 ? to_nchw(y, name) : y;
   }
 
   int merge(const std::string& name, const std::string& cls, const std::vector<int>& inputs, OpKind op) {
@@ -785,6 +869,53 @@ class Builder {
     return add_op(OpKind::kConcat, name, inputs, a, cls);
   }
 
+  // Operands must agree in rank (4-D ones are NCHW here, Keras' are NHWC), except one-element
+  // constants, which broadcast against anything.
+  void check_operand_ranks(const std::string& name, const std::string& cls, const std::vector<int>& inputs) const {
+    std::size_t r = 0;
+    for (int in : inputs) {
+      if (graph_.value(in).is_constant && ir::sample_elements(shape(in)) == 1 && rank(in) == 1) continue;
+      if (r != 0 && rank(in) != r) unsupported(name, cls, "operands of different ranks are not supported");
+      r = rank(in);
+    }
+  }
+
+  // A Keras 3 operation or Keras 2 TFOpLambda, by the name operation_of() gave it.
+  int operation(const std::string& op, const std::string& name, const std::string& cls, const std::vector<int>& inputs) {
+    static const std::map<std::string, OpKind> binary{
+        {"add", OpKind::kAdd}, {"subtract", OpKind::kSub}, {"multiply", OpKind::kMul}, {"divide", OpKind::kDiv}};
+    if (auto it = binary.find(op); it != binary.end()) {
+      if (inputs.size() != 2) bad(name, "'" + op + "' needs 2 operands, the model gives it " + std::to_string(inputs.size()));
+      check_operand_ranks(name, cls, inputs);
+      return add_op(it->second, name, inputs, ir::Attrs{}, cls);
+    }
+    if (op.empty()) unsupported(name, cls, "this operation is not supported");
+    if (inputs.size() != 1) bad(name, "'" + op + "' takes one operand, the model gives it " + std::to_string(inputs.size()));
+    return apply_activation(op, inputs[0], name, cls);
+  }
+
+  // max(a, b) = a + relu(b - a); min(a, b) = a - relu(a - b): the IR has no Max/Min.
+  int extremum(const std::string& name, const std::string& cls, const std::vector<int>& inputs, bool maximum) {
+    if (inputs.size() < 2) bad(name, "needs at least 2 inputs");
+    check_operand_ranks(name, cls, inputs);
+    int acc = inputs[0];
+    for (std::size_t i = 1; i < inputs.size(); ++i) {
+      const std::string step = i + 1 == inputs.size() ? name : name + "/" + std::to_string(i);
+      const int diff = maximum ? add_op(OpKind::kSub, step + "/diff", {inputs[i], acc}, ir::Attrs{}, cls)
+                               : add_op(OpKind::kSub, step + "/diff", {acc, inputs[i]}, ir::Attrs{}, cls);
+      const int excess = add_op(OpKind::kRelu, step + "/excess", {diff}, ir::Attrs{}, cls);
+      acc = add_op(maximum ? OpKind::kAdd : OpKind::kSub, step, {acc, excess}, ir::Attrs{}, cls);
+    }
+    return acc;
+  }
+
+  int average(const std::string& name, const std::string& cls, const std::vector<int>& inputs) {
+    if (inputs.size() < 2) bad(name, "needs at least 2 inputs");
+    const int sum = merge(name + "/sum", cls, inputs, OpKind::kAdd);
+    const int scale = constant(name + "/scale", {1}, {1.0F / static_cast<float>(inputs.size())}, false);
+    return add_op(OpKind::kMul, name, {sum, scale}, ir::Attrs{}, cls);
+  }
+
   std::vector<int> convert_layer(const json& layer, const std::vector<int>& inputs, const LayerPath& path, int depth) {
     const std::string cls = class_of(layer);
     if (model_classes().count(cls)) {
@@ -799,7 +930,9 @@ class Builder {
     if (string_field(cfg, name, "data_format", "channels_last") != "channels_last") {
       unsupported(name, cls, "data_format channels_first is not supported; rebuild the model with channels_last (the Keras default)");
     }
-    const bool merging = cls == "Add" || cls == "Subtract" || cls == "Multiply" || cls == "Concatenate";
+    if (is_keras3_operation(layer) || cls == "TFOpLambda") return {operation(operation_of(layer), name, cls, inputs)};
+    const bool merging = cls == "Add" || cls == "Subtract" || cls == "Multiply" || cls == "Concatenate" ||
+                         cls == "Maximum" || cls == "Minimum" || cls == "Average";
     if (!merging && inputs.size() != 1) bad(name, "takes one input, the model gives it " + std::to_string(inputs.size()));
     const int x = inputs[0];
     if (cls == "Conv2D" || cls == "Convolution2D") return {conv2d(cfg, path, cls, x)};
@@ -833,6 +966,10 @@ class Builder {
     if (cls == "Subtract") return {merge(name, cls, inputs, OpKind::kSub)};
     if (cls == "Multiply") return {merge(name, cls, inputs, OpKind::kMul)};
     if (cls == "Concatenate") return {concatenate(cfg, name, cls, inputs)};
+    if (cls == "Maximum" || cls == "Minimum") return {extremum(name, cls, inputs, cls == "Maximum")};
+    if (cls == "Average") return {average(name, cls, inputs)};
+    if (cls == "Cropping2D") return {cropping(cfg, name, cls, x)};
+    if (cls == "Permute") return {permute(cfg, name, cls, x)};
     if (supported_layers().count(cls) && cls != "InputLayer") return {x};  // dropout and noise: identities at inference
     unsupported(name, cls, "layer class '" + cls + "' is not supported");
   }
@@ -854,7 +991,17 @@ class Builder {
         }
         continue;
       }
-      if (!supported_layers().count(cls)) {
+      const bool operation = is_keras3_operation(layer) || cls == "TFOpLambda";
+      if (operation && operation_of(layer).empty()) {
+        const json* f = cfg ? get(*cfg, "function") : nullptr;
+        const std::string what = cls == "TFOpLambda"
+                                     ? "TensorFlow function '" + (f && f->is_string() ? f->get<std::string>() : std::string("?")) + "'"
+                                     : "Keras operation '" + cls + "'";
+        fail(ErrorCode::kUnsupportedOp, options_.source + ": layer '" + name + "' (" + cls + "): " + what + " is not supported",
+             "supported operations on tensors: add, subtract, multiply, divide, relu, relu6, sigmoid, silu, "
+             "hard_sigmoid, hard_silu, tanh. Replace the operation with a layer, or " + std::string(kOnnxHint));
+      }
+      if (!operation && !supported_layers().count(cls)) {
         const std::string what = cls == "Lambda" || cls == "TFOpLambda" || cls == "SlicingOpLambda"
                                      ? "Python code inside the model (" + cls + ") cannot be imported; we never run it"
                                      : "layer class '" + cls + "' is not supported";
@@ -915,13 +1062,17 @@ class Builder {
     std::vector<std::string> keys;
     for (const json& layer : layers) {
       const std::string cls = class_of(layer);
-      if (skip_input_layers && cls == "InputLayer") {
+      // Keras 3 operations are not layers: they own no weights group and take no number.
+      if ((skip_input_layers && cls == "InputLayer") || is_keras3_operation(layer)) {
         keys.emplace_back();
         continue;
       }
       std::string key = to_snake_case(cls);
       auto [it, fresh] = used.emplace(key, 0);
-      if (!fresh) key += "_" + std::to_string(++it->second);
+      if (!fresh) {
+        key += '_';
+        key += std::to_string(++it->second);
+      }
       keys.push_back(key);
     }
     return keys;
@@ -1028,23 +1179,73 @@ class Builder {
     }
   }
 
-  // One entry per call of the layer, each the list of tensors it reads.
-  std::vector<std::vector<TensorRef>> parse_calls(const json& layer, const std::string& name) const {
-    std::vector<std::vector<TensorRef>> calls;
+  // One call of a layer: the tensors it reads and its positional operands. Keras 3 operations
+  // (`x + 3.0`) and Keras 2 TFOpLambda (`y=3.0`) may mix numbers with the tensors.
+  struct CallArgs {
+    std::vector<TensorRef> refs;
+    std::vector<std::optional<double>> operands;  // nullopt: the next of `refs`; else a number
+  };
+
+  // The operand of a Keras 2 TFOpLambda's "y" keyword: a number or a tensor reference.
+  void add_keyword_operand(const json& value, CallArgs& call, const std::string& name) const {
+    if (value.is_number()) {
+      if (!std::isfinite(value.get<double>())) bad(name, "a call argument is not finite");
+      call.operands.emplace_back(value.get<double>());
+    } else if (value.is_array() && !value.empty() && value[0].is_string()) {
+      call.refs.push_back(parse_ref(value, "layer '" + name + "'"));
+      call.operands.emplace_back(std::nullopt);
+    } else {
+      unsupported(name, "TFOpLambda", "its second operand is neither a number nor a tensor");
+    }
+  }
+
+  // One entry per call of the layer.
+  std::vector<CallArgs> parse_calls(const json& layer, const std::string& name) const {
+    std::vector<CallArgs> calls;
     const json* nodes = get(layer, "inbound_nodes");
     if (!nodes) return calls;
     if (!nodes->is_array()) bad(name, "'inbound_nodes' is not a list");
+    const bool operation = is_keras3_operation(layer);
+    const bool tf_op = class_of(layer) == "TFOpLambda";
     for (const json& node : *nodes) {
-      std::vector<TensorRef> refs;
+      CallArgs call;
       if (node.is_object()) {  // Keras 3: {"args": [...], "kwargs": {...}}
-        if (const json* args = get(node, "args")) collect_keras3_tensors(*args, refs, name, 0);
+        const json* args = get(node, "args");
+        for (const json& item : args && args->is_array() ? *args : json::array()) {
+          if (operation && item.is_number()) {
+            if (!std::isfinite(item.get<double>())) bad(name, "a call argument is not finite");
+            call.operands.emplace_back(item.get<double>());
+            continue;
+          }
+          const std::size_t before = call.refs.size();
+          collect_keras3_tensors(item, call.refs, name, 1);
+          call.operands.resize(call.operands.size() + call.refs.size() - before);
+        }
+      } else if (node.is_array() && !node.empty() && node[0].is_string()) {
+        // Keras 2, a single call argument written flat: [name, node, tensor, kwargs].
+        call.refs.push_back(parse_ref(node, "layer '" + name + "'"));
+        call.operands.emplace_back(std::nullopt);
       } else if (node.is_array()) {  // Keras 2: [[name, node, tensor, kwargs], ...]
-        for (const json& r : node) refs.push_back(parse_ref(r, "layer '" + name + "'"));
+        for (const json& r : node) {
+          call.refs.push_back(parse_ref(r, "layer '" + name + "'"));
+          call.operands.emplace_back(std::nullopt);
+        }
       } else {
         bad(name, "an inbound node is malformed");
       }
-      if (refs.empty()) bad(name, "a call of the layer has no input tensors");
-      calls.push_back(std::move(refs));
+      if (call.refs.empty()) bad(name, "a call of the layer has no input tensors");
+      if (tf_op) {
+        // TFOpLambda keeps the arguments after the first in that argument's kwargs.
+        const json& first = node[0].is_string() ? node : node[0];
+        if (first.size() > 3 && first[3].is_object()) {
+          for (const auto& [key, value] : first[3].items()) {
+            if (key == "name" && (value.is_null() || value.is_string())) continue;
+            if (key != "y") unsupported(name, "TFOpLambda", "keyword argument '" + key + "' is not supported");
+            add_keyword_operand(value, call, name);
+          }
+        }
+      }
+      calls.push_back(std::move(call));
     }
     return calls;
   }
@@ -1077,16 +1278,16 @@ class Builder {
     struct Call {
       std::size_t layer;
       std::int64_t node;
-      std::vector<TensorRef> inputs;
+      CallArgs args;
     };
     std::vector<Call> pending;
-    std::vector<std::vector<std::vector<TensorRef>>> calls_of(layers.size());
+    std::vector<std::vector<CallArgs>> calls_of(layers.size());
     std::map<std::string, std::int64_t> max_node_ref;
     for (std::size_t i = 0; i < layers.size(); ++i) {
       if (class_of(layers[i]) == "InputLayer") continue;
       calls_of[i] = parse_calls(layers[i], names[i]);
       for (const auto& call : calls_of[i]) {
-        for (const auto& ref : call) {
+        for (const auto& ref : call.refs) {
           auto& m = max_node_ref[std::get<0>(ref)];
           m = std::max(m, std::get<1>(ref));
         }
@@ -1112,15 +1313,15 @@ class Builder {
       bool progress = false;
       std::vector<Call> waiting;
       for (Call& call : pending) {
-        std::vector<int> inputs;
+        std::vector<int> tensors;
         bool ready = true;
-        for (const auto& ref : call.inputs) {
+        for (const auto& ref : call.args.refs) {
           auto it = produced.find(ref);
           if (it == produced.end()) {
             ready = false;
             break;
           }
-          inputs.push_back(it->second);
+          tensors.push_back(it->second);
         }
         if (!ready) {
           waiting.push_back(std::move(call));
@@ -1128,11 +1329,22 @@ class Builder {
         }
         progress = true;
         LayerPath path{scope, {names[call.layer], keys[call.layer]}};
+        // Numbers among the operands become one-element constants, which broadcast in any layout.
+        std::vector<int> inputs;
+        std::size_t next_tensor = 0;
+        for (const auto& operand : call.args.operands) {
+          if (!operand) {
+            inputs.push_back(tensors.at(next_tensor++));
+          } else {
+            inputs.push_back(constant(names[call.layer] + "/operand" + std::to_string(inputs.size()), {1},
+                                      {static_cast<float>(*operand)}, false));
+          }
+        }
         const std::vector<int> outs = convert_layer(layers[call.layer], inputs, path, depth);
         for (std::size_t t = 0; t < outs.size(); ++t) produced[{names[call.layer], call.node, static_cast<std::int64_t>(t)}] = outs[t];
       }
       if (!progress) {
-        const auto& ref = waiting.front().inputs.front();
+        const auto& ref = waiting.front().args.refs.front();
         fail(ErrorCode::kCorruptFile,
              options_.source + ": layer '" + names[waiting.front().layer] + "' reads output " + std::to_string(std::get<2>(ref)) +
                  " of call " + std::to_string(std::get<1>(ref)) + " of '" + std::get<0>(ref) + "', which nothing produces",

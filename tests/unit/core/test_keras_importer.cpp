@@ -272,10 +272,14 @@ std::vector<float> run_reference(const Graph& g, const std::vector<float>& input
       case OpKind::kPad: {
         const std::int64_t C = x.shape[1], H = x.shape[2], W = x.shape[3], OH = out_shape[2], OW = out_shape[3];
         y.data.assign(static_cast<std::size_t>(count(out_shape)), a.pad_value);
+        // Negative pads crop (Cropping2D): source values that land outside are dropped.
         for (std::int64_t c = 0; c < C; ++c)
           for (std::int64_t h = 0; h < H; ++h)
-            for (std::int64_t w = 0; w < W; ++w)
-              y.data[static_cast<std::size_t>((c * OH + h + a.pads[2]) * OW + w + a.pads[3])] = x.data[static_cast<std::size_t>((c * H + h) * W + w)];
+            for (std::int64_t w = 0; w < W; ++w) {
+              const std::int64_t oh = h + a.pads[2], ow = w + a.pads[3];
+              if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+              y.data[static_cast<std::size_t>((c * OH + oh) * OW + ow)] = x.data[static_cast<std::size_t>((c * H + h) * W + w)];
+            }
         break;
       }
       default: ADD_FAILURE() << "reference evaluator lacks " << edgeopt::ir::op_name(n.op);
@@ -594,6 +598,138 @@ TEST(KerasImporter, WeightShapeMismatchIsReported) {
   if (fs::exists(dir + "shape_mismatch_k3.keras")) {
     expect_error(keras_import::import_keras_v3(dir + "shape_mismatch_k3.keras"), ErrorCode::kShapeMismatch, "kernel");
   }
+}
+
+// ---- layers and operations found by the keras.applications sweep (tools/fixtures/sweep_keras_applications.py) ----
+
+std::string keras3_tensor(const std::string& layer) {
+  return R"({"class_name": "__keras_tensor__", "config": {"shape": [null, 4], "dtype": "float32", "keras_history": [")" +
+         layer + R"(", 0, 0]}})";
+}
+
+// MobileNetV3's hard_sigmoid in Keras 3: ReLU(6)(x + 3.0) * (1/6), the numbers inside the calls.
+TEST(KerasImporter, Keras3OperationsTakeNumbers) {
+  const std::string config = R"({"class_name": "Functional", "config": {"name": "f", "layers": [
+    {"module": "keras.layers", "class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_shape": [null, 4]}, "inbound_nodes": []},
+    {"module": "keras.src.ops.numpy", "class_name": "Add", "name": "add", "config": {"name": "add"},
+     "inbound_nodes": [{"args": [)" + keras3_tensor("x") + R"(, 3.0], "kwargs": {}}]},
+    {"module": "keras.layers", "class_name": "ReLU", "name": "r", "config": {"name": "r", "max_value": 6.0},
+     "inbound_nodes": [{"args": [)" + keras3_tensor("add") + R"(], "kwargs": {}}]},
+    {"module": "keras.src.ops.numpy", "class_name": "Multiply", "name": "multiply", "config": {"name": "multiply"},
+     "inbound_nodes": [{"args": [)" + keras3_tensor("r") + R"(, 0.16666666666666666], "kwargs": {}}]}],
+    "input_layers": [["x", 0, 0]], "output_layers": [["multiply", 0, 0]]}})";
+  auto g = keras_import::import_config_json(config, "f.json");
+  ASSERT_TRUE(g.ok()) << g.error().to_string();
+  EXPECT_EQ(g->param_count(), 0);  // the numbers are no Keras weights
+  const std::vector<float> x{-5.0F, -1.0F, 0.5F, 4.0F};
+  const auto y = run_reference(*g, x);
+  ASSERT_EQ(y.size(), x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], std::clamp(x[i] + 3.0F, 0.0F, 6.0F) / 6.0F, 1e-6) << i;
+
+  // An operation we do not know is named, with what is supported.
+  std::string unknown = config;
+  unknown.replace(unknown.find(R"("class_name": "Add")"), 19, R"("class_name": "Einsum")");
+  expect_error(keras_import::import_config_json(unknown, "f.json"), ErrorCode::kUnsupportedOp, "Keras operation 'Einsum'");
+}
+
+// The same in Keras 2.15: TFOpLambda layers whose inbound node is one flat reference, the
+// second operand in its kwargs.
+TEST(KerasImporter, Keras2TfOpLambdaArithmetic) {
+  auto make = [](const std::string& function, const std::string& kwargs) {
+    return R"({"class_name": "Functional", "config": {"name": "f", "layers": [
+    {"class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_input_shape": [null, 4]}, "inbound_nodes": []},
+    {"class_name": "TFOpLambda", "name": "tf.op", "config": {"name": "tf.op", "function": ")" + function + R"("},
+     "inbound_nodes": [["x", 0, 0, )" + kwargs + R"(]]},
+    {"class_name": "TFOpLambda", "name": "tf.math.multiply", "config": {"name": "tf.math.multiply", "function": "math.multiply"},
+     "inbound_nodes": [["tf.op", 0, 0, {"y": ["x", 0, 0], "name": null}]]}],
+    "input_layers": [["x", 0, 0]], "output_layers": [["tf.math.multiply", 0, 0]]}})";
+  };
+  auto g = keras_import::import_config_json(make("__operators__.add", R"({"y": 3.0, "name": null})"), "f.json");
+  ASSERT_TRUE(g.ok()) << g.error().to_string();
+  const std::vector<float> x{-2.0F, 0.0F, 1.5F, 3.0F};
+  const auto y = run_reference(*g, x);
+  ASSERT_EQ(y.size(), x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(y[i], (x[i] + 3.0F) * x[i], 1e-5) << i;  // (x + 3) * x
+
+  expect_error(keras_import::import_config_json(make("linalg.matmul", R"({"y": 3.0})"), "f.json"),
+               ErrorCode::kUnsupportedOp, "TensorFlow function 'linalg.matmul'");
+  expect_error(keras_import::import_config_json(make("math.add", R"({"y": 3.0, "axis": 1})"), "f.json"),
+               ErrorCode::kUnsupportedOp, "keyword argument 'axis'");
+}
+
+// NASNet crops with Cropping2D; we express it as a Pad with negative sizes.
+TEST(KerasImporter, Cropping2DIsANegativePad) {
+  const std::string config = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 6, 5, 2]}},
+    {"class_name": "Cropping2D", "config": {"name": "crop", "cropping": [[1, 2], [0, 1]]}}]}})";
+  auto g = keras_import::import_config_json(config, "m.json");
+  ASSERT_TRUE(g.ok()) << g.error().to_string();
+  EXPECT_EQ(g->value(g->outputs[0]).shape, (Shape{kBatch, 3, 4, 2}));
+  std::vector<float> x(6 * 5 * 2);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const auto y = run_reference(*g, x);
+  ASSERT_EQ(y.size(), 3U * 4U * 2U);
+  // NHWC out[h][w][c] = in[h + 1][w][c]
+  for (std::size_t h = 0; h < 3; ++h)
+    for (std::size_t w = 0; w < 4; ++w)
+      for (std::size_t c = 0; c < 2; ++c) EXPECT_EQ(y[(h * 4 + w) * 2 + c], x[((h + 1) * 5 + w) * 2 + c]);
+
+  const std::string too_much = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 4, 4, 1]}},
+    {"class_name": "Cropping2D", "config": {"name": "crop", "cropping": 2}}]}})";
+  expect_error(keras_import::import_config_json(too_much, "m.json"), ErrorCode::kCorruptFile, "crops away");
+}
+
+TEST(KerasImporter, PermuteReordersKerasAxes) {
+  const std::string config = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 2, 3, 4]}},
+    {"class_name": "Permute", "config": {"name": "p", "dims": [3, 1, 2]}}]}})";
+  auto g = keras_import::import_config_json(config, "m.json");
+  ASSERT_TRUE(g.ok()) << g.error().to_string();
+  EXPECT_EQ(g->value(g->outputs[0]).shape, (Shape{kBatch, 4, 2, 3}));
+  std::vector<float> x(24);
+  for (std::size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i);
+  const auto y = run_reference(*g, x);
+  ASSERT_EQ(y.size(), 24U);
+  // out[c][h][w] = in[h][w][c]
+  for (std::size_t c = 0; c < 4; ++c)
+    for (std::size_t h = 0; h < 2; ++h)
+      for (std::size_t w = 0; w < 3; ++w) EXPECT_EQ(y[(c * 2 + h) * 3 + w], x[(h * 3 + w) * 4 + c]);
+  std::string bad = config;
+  bad.replace(bad.find("[3, 1, 2]"), 9, "[3, 3, 2]");
+  expect_error(keras_import::import_config_json(bad, "m.json"), ErrorCode::kCorruptFile, "permutation");
+}
+
+// Maximum/Minimum/Average of x and -x: |x|, -|x| and 0.
+TEST(KerasImporter, MaximumMinimumAverageMerges) {
+  for (const std::string cls : {"Maximum", "Minimum", "Average"}) {
+    const std::string config = R"({"class_name": "Functional", "config": {"name": "f", "layers": [
+    {"module": "keras.layers", "class_name": "InputLayer", "name": "x", "config": {"name": "x", "batch_shape": [null, 4]}, "inbound_nodes": []},
+    {"module": "keras.src.ops.numpy", "class_name": "Multiply", "name": "neg", "config": {"name": "neg"},
+     "inbound_nodes": [{"args": [)" + keras3_tensor("x") + R"(, -1.0], "kwargs": {}}]},
+    {"module": "keras.layers", "class_name": ")" + cls + R"(", "name": "m", "config": {"name": "m"},
+     "inbound_nodes": [{"args": [[)" + keras3_tensor("x") + ", " + keras3_tensor("neg") + R"(]], "kwargs": {}}]}],
+    "input_layers": [["x", 0, 0]], "output_layers": [["m", 0, 0]]}})";
+    auto g = keras_import::import_config_json(config, "f.json");
+    ASSERT_TRUE(g.ok()) << cls << ": " << g.error().to_string();
+    const std::vector<float> x{-2.5F, 0.0F, 1.0F, 7.0F};
+    const auto y = run_reference(*g, x);
+    ASSERT_EQ(y.size(), x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const float want = cls == "Maximum" ? std::abs(x[i]) : cls == "Minimum" ? -std::abs(x[i]) : 0.0F;
+      EXPECT_NEAR(y[i], want, 1e-6) << cls << " " << i;
+    }
+  }
+}
+
+// The IR has no resize: UpSampling2D is refused by name, with the ONNX route.
+TEST(KerasImporter, UpSamplingIsRefusedByName) {
+  const std::string config = R"({"class_name": "Sequential", "config": {"name": "m", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_input_shape": [null, 4, 4, 1]}},
+    {"class_name": "UpSampling2D", "config": {"name": "up", "size": [2, 2]}}]}})";
+  auto r = keras_import::import_config_json(config, "m.json");
+  expect_error(r, ErrorCode::kUnsupportedOp, "UpSampling2D");
+  EXPECT_NE(r.error().hint.find("tf2onnx"), std::string::npos);
 }
 
 }  // namespace

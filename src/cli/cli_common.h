@@ -1,0 +1,12 @@
+// What every `edgeopt` command shares: how an error is printed and which exit code it gets.
+#pragma once
+
+#include "common/error.h"
+
+namespace edgeopt::cli {
+
+// Prints `error: ...` (and `hint: ...`) to stderr, and the error as JSON on stdout with --json.
+// Returns the exit code: 1 bad input (the message says what to do), 3 internal error.
+int report_error(const Error& error, bool as_json);
+
+}  // namespace edgeopt::cli

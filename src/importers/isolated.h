@@ -14,7 +14,7 @@ namespace edgeopt {
 
 struct IsolationLimits {
   unsigned cpu_seconds = 300;
-  unsigned wall_seconds = 600;
+  unsigned wall_seconds = 600;  // EDGEOPT_IMPORT_TIMEOUT_S overrides it
   unsigned long long memory_bytes = 16ULL << 30;
 };
 

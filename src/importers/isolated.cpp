@@ -14,6 +14,17 @@
 
 #include "format/eom.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define EDGEOPT_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define EDGEOPT_UNDER_ASAN 1
+#endif
+#endif
+#ifndef EDGEOPT_UNDER_ASAN
+#define EDGEOPT_UNDER_ASAN 0
+#endif
+
 namespace edgeopt {
 namespace {
 
@@ -31,7 +42,7 @@ bool write_all(int fd, const std::string& data) {
 [[noreturn]] void run_child(int fd, const std::function<Result<ir::Graph>()>& import, const IsolationLimits& limits) {
   const rlimit cpu{limits.cpu_seconds, limits.cpu_seconds};
   setrlimit(RLIMIT_CPU, &cpu);
-#if !defined(__SANITIZE_ADDRESS__) && !(defined(__has_feature) && __has_feature(address_sanitizer))
+#if !EDGEOPT_UNDER_ASAN
   // Not under AddressSanitizer, whose shadow memory needs far more address space than any limit.
   const rlimit mem{limits.memory_bytes, limits.memory_bytes};
   setrlimit(RLIMIT_AS, &mem);

@@ -10,6 +10,7 @@
 #include "backend/executor.h"
 #include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
+#include "cli/optimize_command.h"
 #include "common/npy.h"
 #include "data/dataset.h"
 #include "ir/text.h"
@@ -255,6 +256,7 @@ int main(int argc, char** argv) {
 
   int callback_exit = -1;  // set by subcommands that run as CLI11 callbacks
   add_estimate_commands(app, callback_exit);
+  edgeopt::cli::add_optimize_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

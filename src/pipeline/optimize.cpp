@@ -1,0 +1,305 @@
+#include "pipeline/optimize.h"
+
+#include <zlib.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "backend/executor.h"
+#include "data/dataset.h"
+#include "estimator/devices.h"
+#include "estimator/estimator.h"
+#include "format/eom.h"
+#include "pipeline/evaluate.h"
+#include "pipeline/model.h"
+#include "pipeline/preprocess.h"
+#include "techniques/technique.h"
+
+namespace edgeopt::pipeline {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct Measured {
+  std::string technique;
+  std::string status = "completed";
+  std::string error;
+  std::string precision = "fp32";
+  double accuracy = 0;
+  double ci_low = 0;
+  double ci_high = 0;
+  std::int64_t samples = 0;
+  std::int64_t size_bytes = 0;
+  std::int64_t size_gzip_bytes = 0;
+  std::string artifact;
+  std::int64_t params = 0;
+  std::int64_t nonzero_params = 0;
+  std::int64_t macs = 0;
+  double latency_p50_1t = 0, latency_p95_1t = 0, latency_p50_all = 0, latency_p95_all = 0;
+  int all_threads = 0;
+  double seconds = 0;
+  std::vector<std::string> notes;
+  json estimates = json::array();
+};
+
+std::int64_t gzip_size(const std::string& bytes) {
+  uLongf bound = compressBound(static_cast<uLong>(bytes.size()));
+  std::vector<Bytef> out(bound);
+  if (compress2(out.data(), &bound, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uLong>(bytes.size()), 9) != Z_OK) return -1;
+  return static_cast<std::int64_t>(bound) + 18;  // + the gzip header and trailer around the deflate stream
+}
+
+std::string read_all(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::pair<double, double> latency_percentiles(backend::Executor& exec, const std::vector<float>& sample, int runs) {
+  for (int i = 0; i < 5; ++i) (void)exec.run(sample.data(), 1);  // warm-up: allocator, caches, kernel selection
+  std::vector<double> ms;
+  for (int i = 0; i < runs; ++i) {
+    const auto t = std::chrono::steady_clock::now();
+    (void)exec.run(sample.data(), 1);
+    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  }
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
+  return {at(0.5), at(0.95)};
+}
+
+void measure(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const data::Dataset& dataset,
+             const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
+  const std::string path = (fs::path(options.out_dir) / (m.technique + ".eom")).string();
+  if (Status s = format::write_eom(graph, path, encoding); !s) fail(s.error().code, s.error().message, s.error().hint);
+  m.artifact = path;
+  m.size_bytes = static_cast<std::int64_t>(fs::file_size(path));
+  m.size_gzip_bytes = gzip_size(read_all(path));
+  m.params = graph.param_count();
+  for (const ir::Value& v : graph.values) {
+    if (!v.is_constant || v.dtype == ir::DType::kI64) continue;
+    m.nonzero_params += std::count_if(v.f32.begin(), v.f32.end(), [](float x) { return x != 0.0F; });
+  }
+  for (const ir::Node& n : graph.nodes) m.macs += ir::node_cost(graph, n).macs;
+  auto exec = backend::Executor::create(graph);
+  if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
+  EvalOptions eval;
+  eval.limit = options.eval_limit;
+  auto r = evaluate(*exec.value(), dataset.test, spec, norm, eval);
+  if (!r) fail(r.error().code, r.error().message, r.error().hint);
+  m.accuracy = r->accuracy;
+  m.ci_low = r->ci95_low;
+  m.ci_high = r->ci95_high;
+  m.samples = r->samples;
+  std::vector<float> sample;
+  prepare_batch(dataset.test, 0, 1, spec, norm, sample);
+  backend::set_threads(1);
+  std::tie(m.latency_p50_1t, m.latency_p95_1t) = latency_percentiles(*exec.value(), sample, options.latency_runs);
+  backend::set_threads(0);
+  m.all_threads = backend::thread_count();
+  std::tie(m.latency_p50_all, m.latency_p95_all) = latency_percentiles(*exec.value(), sample, options.latency_runs);
+}
+
+json to_json(const Measured& m, double baseline_accuracy) {
+  json j{{"technique", m.technique}, {"status", m.status}, {"error", m.error.empty() ? json(nullptr) : json(m.error)}};
+  if (m.status != "completed") return j;
+  const double drop_pp = 100 * (baseline_accuracy - m.accuracy);
+  j.update({{"precision", m.precision},
+            {"accuracy", m.accuracy},
+            {"accuracy_ci95", {m.ci_low, m.ci_high}},
+            {"samples", m.samples},
+            {"accuracy_drop_pp", drop_pp},
+            {"accuracy_drop_relative_pct", baseline_accuracy > 0 ? 100 * (baseline_accuracy - m.accuracy) / baseline_accuracy : 0.0},
+            {"size_bytes", m.size_bytes},
+            {"size_gzip_bytes", m.size_gzip_bytes},
+            {"artifact", m.artifact},
+            {"params", m.params},
+            {"nonzero_params", m.nonzero_params},
+            {"macs", m.macs},
+            {"host_latency_ms", {{"p50", m.latency_p50_all}, {"p95", m.latency_p95_all}, {"threads", m.all_threads}}},
+            {"host_latency_ms_1thread", {{"p50", m.latency_p50_1t}, {"p95", m.latency_p95_1t}}},
+            {"seconds", m.seconds},
+            {"notes", m.notes},
+            {"device_estimates", m.estimates}});
+  return j;
+}
+
+}  // namespace
+
+Result<json> optimize(const std::string& model_path, const OptimizeOptions& options) {
+  return capture([&]() -> json {
+    const auto start = std::chrono::steady_clock::now();
+    auto report = [&](const std::string& t, double f, const std::string& msg) {
+      if (options.progress) options.progress(t, f, msg);
+    };
+    // Everything that can be refused is checked before any work starts.
+    std::vector<const techniques::Technique*> chosen;
+    if (options.techniques.empty()) {
+      chosen = techniques::registry();
+    } else {
+      for (const std::string& id : options.techniques) {
+        const techniques::Technique* t = techniques::find_technique(id);
+        if (!t) {
+          std::string valid;
+          for (const auto* r : techniques::registry()) valid += (valid.empty() ? "" : ", ") + std::string(r->id());
+          fail(ErrorCode::kInvalidArgument, "unknown technique '" + id + "'", "available in this version: " + valid);
+        }
+        chosen.push_back(t);
+      }
+    }
+    const std::string data_dir = options.resources_dir.empty() ? estimator::find_data_dir() : options.resources_dir;
+    auto catalog = estimator::load_device_catalog(data_dir + "/devices");
+    if (!catalog) throw Failure{catalog.error()};
+    auto calibration = estimator::load_calibration(data_dir + "/estimator");
+    if (!calibration) throw Failure{calibration.error()};
+    std::vector<std::string> devices = options.devices;
+    if (devices.empty()) {
+      for (const auto& d : catalog->devices) devices.push_back(d.id);
+    }
+    for (const std::string& d : devices) {
+      if (!catalog->find(d)) fail(ErrorCode::kInvalidArgument, "unknown device '" + d + "'", "valid devices: " + catalog->id_list());
+    }
+    if (!options.device.empty() && !catalog->find(options.device)) {
+      fail(ErrorCode::kInvalidArgument, "unknown device '" + options.device + "'", "valid devices: " + catalog->id_list());
+    }
+    auto model = load_model(model_path);
+    if (!model) throw Failure{model.error()};
+    auto spec = input_spec(model->graph);
+    if (!spec) throw Failure{spec.error()};
+    auto norm = parse_normalization(options.normalize);
+    if (!norm) throw Failure{norm.error()};
+    data::LoadOptions load;
+    load.data_dir = options.data_dir;
+    load.allow_download = options.allow_download;
+    if (spec->layout != ir::Layout::kNC) {
+      load.image_height = spec->height;
+      load.image_width = spec->width;
+      load.image_channels = spec->channels;
+    }
+    auto dataset = data::load_dataset(options.dataset, load);
+    if (!dataset) throw Failure{dataset.error()};
+    {
+      auto probe = backend::Executor::create(model->graph);
+      if (!probe) throw Failure{probe.error()};
+      if (Status s = check_labels_match(*probe.value(), dataset.value()); !s) throw Failure{s.error()};
+    }
+    fs::create_directories(options.out_dir);
+
+    auto estimates_for = [&](const ir::Graph& graph, const std::string& precision, Measured& m) {
+      const auto p = estimator::precision_from_name(precision).value_or(estimator::Precision::kFp32);
+      for (const std::string& d : devices) {
+        estimator::EstimateOptions eo;
+        eo.device = d;
+        eo.precision = p;
+        auto e = estimator::estimate_graph(graph, catalog.value(), calibration.value(), eo);
+        if (e) m.estimates.push_back(estimator::estimate_to_json(e.value()));
+        else m.estimates.push_back({{"device", d}, {"error", e.error().message}});
+      }
+    };
+
+    // Baseline.
+    Measured baseline;
+    baseline.technique = "fp32";
+    report("fp32", 0.0, "measuring the baseline");
+    measure(baseline, model->graph, {}, dataset.value(), spec.value(), norm.value(), options);
+    estimates_for(model->graph, "fp32", baseline);
+    report("fp32", 1.0, "done");
+
+    std::vector<Measured> variants;
+    for (const techniques::Technique* t : chosen) {
+      Measured m;
+      m.technique = std::string(t->id());
+      const auto t0 = std::chrono::steady_clock::now();
+      if (options.cancel && options.cancel->load()) {
+        m.status = "failed";
+        m.error = "cancelled before it started";
+        variants.push_back(std::move(m));
+        continue;
+      }
+      techniques::Context ctx;
+      ctx.baseline = &model->graph;
+      ctx.train = &dataset->train;
+      ctx.spec = spec.value();
+      ctx.norm = norm.value();
+      ctx.progress = [&](double f, const std::string& msg) { report(m.technique, f, msg); };
+      ctx.cancelled = [&] { return options.cancel && options.cancel->load(); };
+      Result<techniques::Output> out = t->run(ctx);
+      if (!out) {
+        m.status = "failed";
+        m.error = out.error().to_string();
+      } else {
+        try {
+          m.precision = out->precision;
+          m.notes = out->notes;
+          measure(m, out->graph, out->encoding, dataset.value(), spec.value(), norm.value(), options);
+          estimates_for(out->graph, out->precision, m);
+        } catch (const Failure& f) {
+          m.status = "failed";
+          m.error = f.error.to_string();
+        }
+      }
+      m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      report(m.technique, 1.0, m.status);
+      variants.push_back(std::move(m));
+    }
+
+    // Recommendation over the completed variants.
+    recommend::Request request;
+    request.goal = options.goal;
+    request.limits = options.limits;
+    request.device = options.device;
+    auto as_variant = [&](const Measured& m) {
+      recommend::Variant v;
+      v.technique = m.technique;
+      v.accuracy = 100 * m.accuracy;
+      v.accuracy_ci = 100 * (m.ci_high - m.ci_low) / 2;
+      v.size_bytes = m.size_bytes;
+      v.params = m.params;
+      v.macs = m.macs;
+      for (const auto& e : m.estimates) {
+        if (e.contains("error")) continue;
+        recommend::DeviceEstimate d;
+        d.device = e.value("device", "");
+        d.latency_ms = e.value("latency_ms", 0.0);
+        d.latency_ms_low = e.value("latency_ms_low", 0.0);
+        d.latency_ms_high = e.value("latency_ms_high", 0.0);
+        d.peak_memory_bytes = e.value("peak_memory_bytes", std::int64_t{0});
+        d.fits_in_memory = e.value("fits_in_memory", true);
+        d.energy_mj = e.value("energy_mj", 0.0);
+        v.estimates.push_back(d);
+      }
+      return v;
+    };
+    request.variants.push_back(as_variant(baseline));
+    for (const Measured& m : variants) {
+      if (m.status == "completed") request.variants.push_back(as_variant(m));
+    }
+    json recommendation = nullptr;
+    if (auto rec = recommend::recommend(request); rec) recommendation = recommend::recommendation_to_json(rec.value());
+    else recommendation = {{"error", rec.error().message}};
+
+    json result{{"model", model_path},
+                {"format", model_format_name(model->format)},
+                {"dataset", {{"name", dataset->name}, {"split_note", dataset->split_note}, {"train_samples", dataset->train.count},
+                             {"test_samples", dataset->test.count}}},
+                {"preprocessing", norm->describe()},
+                {"baseline", to_json(baseline, baseline.accuracy)},
+                {"variants", json::array()},
+                {"recommendation", recommendation},
+                {"devices", devices},
+                {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
+                {"estimates_note", "device_estimates are estimates from the calibrated model in docs/estimator.md, not measurements"}};
+    for (const Measured& m : variants) result["variants"].push_back(to_json(m, baseline.accuracy));
+    const std::string results_path = (fs::path(options.out_dir) / "results.json").string();
+    std::ofstream(results_path) << result.dump(2) << "\n";
+    return result;
+  });
+}
+
+}  // namespace edgeopt::pipeline

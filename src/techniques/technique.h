@@ -1,0 +1,51 @@
+// One interface for every optimization technique, and the one visible list of them
+// (techniques.cpp). A technique turns the FP32 baseline into a variant: a runnable IR graph (its
+// weights as the device will compute with them) plus how each constant is stored on disk.
+// Measuring the variant (accuracy, size, latency) is the pipeline's job, the same for all.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/error.h"
+#include "data/dataset.h"
+#include "format/eom.h"
+#include "ir/graph.h"
+#include "pipeline/preprocess.h"
+
+namespace edgeopt::techniques {
+
+struct Context {
+  const ir::Graph* baseline = nullptr;   // verified FP32 graph
+  const data::ImageSet* train = nullptr; // calibration / fine-tuning data: the TRAINING split only
+  pipeline::InputSpec spec;
+  pipeline::Normalization norm;
+  std::uint64_t seed = 42;
+  std::function<void(double fraction, const std::string& message)> progress;  // may be empty
+  std::function<bool()> cancelled;                                            // may be empty
+};
+
+struct Output {
+  ir::Graph graph;                  // runs on the FP32 executor with the variant's effective weights
+  format::EomWriteOptions encoding; // how the deployable .eom stores each constant
+  std::string precision = "fp32";   // what a device computes in: fp32, int8, int4 (estimator input)
+  std::vector<std::string> notes;   // what was done and what a user should know
+};
+
+class Technique {
+ public:
+  virtual ~Technique() = default;
+  virtual std::string_view id() const = 0;           // e.g. "ptq_int4"
+  virtual std::string_view description() const = 0;
+  virtual bool requires_data() const = 0;
+  virtual Result<Output> run(const Context& context) const = 0;
+};
+
+// Every technique EdgeOpt has, in the order results are shown.
+const std::vector<const Technique*>& registry();
+const Technique* find_technique(std::string_view id);
+
+}  // namespace edgeopt::techniques

@@ -38,6 +38,13 @@ struct TrainOptions {
   float learning_rate = 1e-3F;
   float weight_decay = 0.0F;
   std::uint64_t seed = 42;
+  // Learning rate over all steps: constant; cosine decay to zero; or step (x0.1 at 50 % and 75 %).
+  enum class Schedule : std::uint8_t { kConstant, kCosine, kStep };
+  Schedule schedule = Schedule::kConstant;
+  // Augmentation of NCHW image inputs, drawn per sample from the seeded RNG: a random horizontal
+  // flip, and a random crop of the image zero-padded by `crop_padding` pixels (0: no crop).
+  bool random_flip = false;
+  int crop_padding = 0;
   // Called after every batch with (step, total_steps, loss); return false to stop early.
   std::function<bool(std::int64_t, std::int64_t, float)> on_step;
 };

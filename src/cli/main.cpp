@@ -11,6 +11,7 @@
 #include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
 #include "cli/optimize_command.h"
+#include "cli/zoo_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
 #include "ir/text.h"
@@ -256,6 +257,7 @@ int main(int argc, char** argv) {
 
   int callback_exit = -1;  // set by subcommands that run as CLI11 callbacks
   add_estimate_commands(app, callback_exit);
+  add_zoo_commands(app, callback_exit);
   edgeopt::cli::add_optimize_command(app, callback_exit);
 
   try {

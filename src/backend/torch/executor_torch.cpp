@@ -219,6 +219,37 @@ void check_runnable(const Graph& g) {
   if (g.outputs.empty()) fail(ErrorCode::kCorruptFile, "the model has no outputs");
 }
 
+double learning_rate_at(const TrainOptions& o, std::int64_t step, std::int64_t total) {
+  const double progress = total > 0 ? static_cast<double>(step) / static_cast<double>(total) : 0.0;
+  switch (o.schedule) {
+    case TrainOptions::Schedule::kCosine: return o.learning_rate * 0.5 * (1.0 + std::cos(M_PI * progress));
+    case TrainOptions::Schedule::kStep: return o.learning_rate * (progress < 0.5 ? 1.0 : progress < 0.75 ? 0.1 : 0.01);
+    case TrainOptions::Schedule::kConstant: break;
+  }
+  return o.learning_rate;
+}
+
+// Random flips and padded crops of an NCHW batch; torch's seeded RNG keeps runs reproducible.
+at::Tensor augment(at::Tensor x, const TrainOptions& o) {
+  if (o.random_flip) {
+    const at::Tensor flip = (torch::rand({x.size(0)}) < 0.5).view({-1, 1, 1, 1});
+    x = at::where(flip, x.flip({3}), x);
+  }
+  if (o.crop_padding > 0) {
+    const std::int64_t p = o.crop_padding, h = x.size(2), w = x.size(3);
+    const at::Tensor padded = at::constant_pad_nd(x, {p, p, p, p}, 0);
+    const at::Tensor offsets = torch::randint(0, 2 * p + 1, {x.size(0), 2}, torch::kInt64);
+    const auto off = offsets.accessor<std::int64_t, 2>();
+    std::vector<at::Tensor> crops;
+    crops.reserve(static_cast<std::size_t>(x.size(0)));
+    for (std::int64_t i = 0; i < x.size(0); ++i) {
+      crops.push_back(padded[i].slice(1, off[i][0], off[i][0] + h).slice(2, off[i][1], off[i][1] + w));
+    }
+    x = at::stack(crops);
+  }
+  return x;
+}
+
 }  // namespace
 
 void set_threads(int threads) {
@@ -277,6 +308,12 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
     try {
       check_runnable(graph);
       if (count <= 0) fail(ErrorCode::kInvalidArgument, "no training samples");
+      const bool augmenting = options.random_flip || options.crop_padding > 0;
+      const ir::Value& input = graph.value(graph.inputs[0]);
+      if (augmenting && (input.layout != ir::Layout::kNCHW || input.shape.size() != 4)) {
+        fail(ErrorCode::kInvalidArgument, "flip/crop augmentation needs an NCHW image input; '" + input.name + "' is " +
+                                              ir::layout_name(input.layout), "train without augmentation");
+      }
       torch::manual_seed(options.seed);
       std::vector<at::Tensor> constants = constant_tensors(graph);
       // Which constants are learnable: every float constant except BatchNorm running statistics.
@@ -319,7 +356,10 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
           const std::int64_t hi = std::min(count, lo + options.batch_size);
           const at::Tensor idx = order.slice(0, lo, hi);
           std::vector<at::Tensor> values = constants;
-          values[static_cast<std::size_t>(graph.inputs[0])] = all_x.index_select(0, idx);
+          const at::Tensor batch_x = all_x.index_select(0, idx);
+          values[static_cast<std::size_t>(graph.inputs[0])] = augmenting ? augment(batch_x, options) : batch_x;
+          const double lr = learning_rate_at(options, report.steps, total);
+          for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
           forward(graph, values, true, node_count);
           const at::Tensor logits = values[static_cast<std::size_t>(logits_id)].reshape({hi - lo, -1});
           const at::Tensor loss = torch::nn::functional::cross_entropy(logits, all_y.index_select(0, idx));

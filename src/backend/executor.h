@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <vector>
 
@@ -45,6 +46,9 @@ struct TrainOptions {
   // flip, and a random crop of the image zero-padded by `crop_padding` pixels (0: no crop).
   bool random_flip = false;
   int crop_padding = 0;
+  // Sparsity masks kept through training, by constant value id (1 keeps a weight, 0 prunes it):
+  // re-applied after every optimizer step, so pruned weights stay exactly zero.
+  std::map<int, std::vector<float>> masks;
   // Called after every batch with (step, total_steps, loss); return false to stop early.
   std::function<bool(std::int64_t, std::int64_t, float)> on_step;
 };

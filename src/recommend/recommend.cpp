@@ -106,7 +106,7 @@ std::string ratio_text(double winner, double other, const char* faster, const ch
 std::string compare(const Metrics& a, const Metrics& b) {
   std::vector<std::string> parts;
   if (a.has_latency && b.has_latency) {
-    if (auto t = ratio_text(a.latency, b.latency, "faster", "slower"); !t.empty()) parts.push_back(t);
+    if (auto t = ratio_text(a.latency, b.latency, "faster (estimated)", "slower (estimated)"); !t.empty()) parts.push_back(t);
   }
   if (auto t = ratio_text(a.size, b.size, "smaller", "larger"); !t.empty()) parts.push_back(t);
   const double d = a.accuracy - b.accuracy;

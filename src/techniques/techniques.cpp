@@ -1,3 +1,4 @@
+#include "techniques/prune_unstructured.h"
 #include "techniques/ptq_int4.h"
 #include "techniques/technique.h"
 
@@ -6,7 +7,8 @@ namespace edgeopt::techniques {
 const std::vector<const Technique*>& registry() {
   // The one place techniques are registered; no self-registering globals.
   static const PtqInt4 ptq_int4;
-  static const std::vector<const Technique*> all{&ptq_int4};
+  static const PruneUnstructured prune_unstructured;
+  static const std::vector<const Technique*> all{&ptq_int4, &prune_unstructured};
   return all;
 }
 

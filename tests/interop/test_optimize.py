@@ -24,7 +24,12 @@ def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
     assert int4["size_bytes"] <= 0.16 * base["size_bytes"]
     assert int4["accuracy_drop_pp"] <= 1.0
     assert {e["device"] for e in int4["device_estimates"]} == {"raspberry_pi_4", "coral_dev_board"}
-    assert res["recommendation"]["technique"] in ("fp32", "ptq_int4")
+    (pruned,) = [v for v in res["variants"] if v["technique"] == "prune_unstructured"]
+    assert pruned["status"] == "completed", pruned["error"]
+    assert pruned["nonzero_params"] <= 0.30 * pruned["params"]  # 75 % of the Conv/Gemm weights are zero
+    assert pruned["size_bytes"] == os.path.getsize(pruned["artifact"])
+    assert pruned["size_bytes"] <= 0.35 * base["size_bytes"]
+    assert res["recommendation"]["technique"] in ("fp32", "ptq_int4", "prune_unstructured")
     assert res["recommendation"]["reasoning"]
 
 

@@ -344,6 +344,16 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
         }
       }
       torch::optim::Adam optimizer(params, torch::optim::AdamOptions(options.learning_rate).weight_decay(options.weight_decay));
+      std::map<int, at::Tensor> masks;
+      for (const auto& [id, mask] : options.masks) {
+        const auto u = static_cast<std::size_t>(id);
+        if (u >= constants.size() || !constants[u].defined() || static_cast<std::int64_t>(mask.size()) != constants[u].numel()) {
+          fail(ErrorCode::kInvalidArgument, "a sparsity mask does not match its weight (value id " + std::to_string(id) + ")");
+        }
+        masks[id] = torch::from_blob(const_cast<float*>(mask.data()), constants[u].sizes(), torch::kFloat32).clone();
+        torch::NoGradGuard no_grad;
+        constants[u].mul_(masks[id]);
+      }
       const std::int64_t batches = (count + options.batch_size - 1) / options.batch_size;
       const std::int64_t total = batches * options.epochs;
       const at::Tensor all_x = input_tensor(graph, inputs, count);
@@ -366,6 +376,10 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
           optimizer.zero_grad();
           loss.backward();
           optimizer.step();
+          if (!masks.empty()) {
+            torch::NoGradGuard no_grad;
+            for (auto& [id, mask] : masks) constants[static_cast<std::size_t>(id)].mul_(mask);
+          }
           const float l = loss.item<float>();
           if (report.steps == 0) report.first_loss = l;
           report.last_loss = l;

@@ -14,6 +14,7 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <utility>
 
 #include "importers/torchscript/torchscript_archive.h"
 #include "ir/text.h"
@@ -127,6 +128,30 @@ class Lowerer {
   using Handler = void (Lowerer::*)(tj::Node*);
 
   // ---- errors ----
+
+  // Out-of-scope ops whose fix is not "export to ONNX" (the ONNX importer cannot take them either).
+  // Returns {why, hint}, or empty strings for ops without specific advice.
+  static std::pair<std::string, std::string> out_of_scope(const std::string& kind) {
+    static const std::set<std::string> kSlicing = {"aten::slice", "aten::select", "aten::chunk", "aten::split",
+                                                   "aten::split_with_sizes", "aten::unbind", "aten::narrow",
+                                                   "aten::index", "aten::index_select", "prim::ConstantChunk"};
+    if (kSlicing.count(kind) > 0) {
+      return {"slices a run-time tensor, and EdgeOpt's IR has no slice op yet (ONNX import has the same limit)",
+              "move the slicing out of the model (e.g. inception_v3(transform_input=False) and normalize in "
+              "preprocessing), or open an issue naming the op"};
+    }
+    if (kind.rfind("aten::upsample", 0) == 0 || kind == "aten::__interpolate") {
+      return {"upsampling is out of scope (EdgeOpt imports image classifiers)", "crop the model before it, or open an issue naming the op"};
+    }
+    if (kind == "aten::lstm" || kind == "aten::gru" || kind == "aten::rnn_tanh" || kind == "aten::rnn_relu") {
+      return {"recurrent layers are out of scope (EdgeOpt imports CNN image models)", "open an issue naming the op"};
+    }
+    if (kind == "aten::avg_pool3d") {
+      return {"3-D pooling is not supported (PyTorch's LocalResponseNorm lowers to it)",
+              "if this is LocalResponseNorm (out of scope), remove it or replace it by BatchNorm and retrain; or open an issue"};
+    }
+    return {};
+  }
 
   [[noreturn]] void unsupported(const tj::Node* n, const std::string& what) {
     const std::string at = where(n);
@@ -292,7 +317,12 @@ class Lowerer {
     if (in_place) base.pop_back();
     const auto& table = handlers();
     auto it = table.find(base);
-    if (it == table.end()) unsupported(n, "is not supported by EdgeOpt's TorchScript importer");
+    if (it == table.end()) {
+      if (auto [why, hint] = out_of_scope(base); !why.empty()) {
+        fail(ErrorCode::kUnsupportedOp, source_ + ": " + kind + (where(n).empty() ? "" : " at " + where(n)) + ": " + why, hint);
+      }
+      unsupported(n, "is not supported by EdgeOpt's TorchScript importer");
+    }
     (this->*(it->second))(n);
     if (in_place && !n->inputs().empty() && !n->outputs().empty()) env_[n->inputs()[0]] = env_[n->outputs()[0]];
   }

@@ -41,6 +41,27 @@ constexpr std::int64_t kMaxOpset = 18;
 constexpr std::int64_t kMaxWindow = std::int64_t{1} << 31;  // kernel, stride, dilation, pad, group
 constexpr const char* kWorkaround = "re-export with opset 13, or open an issue";
 
+// What to do about an op EdgeOpt has no IR op for: op-specific advice for the out-of-scope ops that
+// third-party vision models carry, then the general workaround.
+std::string unsupported_op_hint(const std::string& op) {
+  static const std::unordered_map<std::string_view, std::string_view> kAdvice = {
+      {"LRN", "LocalResponseNorm (old AlexNet/GoogLeNet variants) is out of scope: remove it or replace it by BatchNorm and retrain"},
+      {"Resize", "upsampling is out of scope (EdgeOpt imports image classifiers): crop the model before it"},
+      {"Upsample", "upsampling is out of scope (EdgeOpt imports image classifiers): crop the model before it"},
+      {"LSTM", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
+      {"GRU", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
+      {"RNN", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
+      {"Split", "EdgeOpt's IR has no channel split yet (ShuffleNet's chunk, Inception's transform_input): export without it"},
+      {"Slice", "EdgeOpt's IR has no slicing of activations yet (x[:, i] on run-time data): move the slice out of the model"},
+      {"Gather", "EdgeOpt's IR has no indexing of activations yet (x[:, i] on run-time data): move it out of the model"},
+      {"Erf", "GELU (exported as Erf) has no IR op yet: replace it by ReLU/SiLU and retrain"},
+      {"Loop", "control flow is out of scope: export a traced, loop-free model"},
+      {"If", "control flow is out of scope: export a traced, branch-free model"},
+  };
+  auto it = kAdvice.find(op);
+  return it == kAdvice.end() ? std::string(kWorkaround) + " naming the op" : std::string(it->second) + "; or open an issue naming the op";
+}
+
 // What an ONNX tensor name stands for while importing.
 struct Entry {
   int id = -1;                                   // IR value of a run-time tensor
@@ -297,7 +318,7 @@ class Importer {
         const std::string why = detail::is_foldable(op) ? " on run-time data (it is evaluated only on constant shape data)" : "";
         fail(ErrorCode::kUnsupportedOp,
              "unsupported ONNX op '" + op + "'" + why + " in node '" + node_name(n) + "' (opset " + std::to_string(opset_) + ")",
-             std::string(kWorkaround) + " naming the op");
+             unsupported_op_hint(op));
       }
       (this->*(it->second))(n, in);
     }
@@ -493,7 +514,10 @@ class Importer {
       fail(ErrorCode::kUnsupportedOp,
            describe(n) + " works on a " + std::to_string(kernel.size()) + "-D window over " + ir::shape_to_string(x) + " (opset " + std::to_string(opset_) +
                "); EdgeOpt supports 2-D windows on NCHW tensors",
-           kWorkaround);
+           // PyTorch exports nn.LocalResponseNorm as Pow, Pad and a 3-D AveragePool.
+           kernel.size() == 3 && n.op_type() == "AveragePool"
+               ? "if this is PyTorch's LocalResponseNorm (out of scope), remove it or replace it by BatchNorm and retrain; or open an issue"
+               : kWorkaround);
     }
     check_window(n, kernel, "kernel", 1);
     a.strides = attr_ints(n, "strides");

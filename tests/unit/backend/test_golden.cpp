@@ -48,6 +48,10 @@ TEST_P(Golden, MatchesSourceRuntime) {
   const auto shape = g.at("input_shape").get<std::vector<std::int64_t>>();
   auto exec = backend::Executor::create(imported->graph);
   ASSERT_TRUE(exec.ok()) << exec.error().to_string();
+  // The golden input must be exactly what the imported graph takes (a guessed input size would
+  // otherwise read past the buffer).
+  ASSERT_EQ(static_cast<std::int64_t>(input.size()), shape.at(0) * exec.value()->input_elements())
+      << model << ": the golden input " << input.size() << " values does not fit the imported input shape";
   auto out = exec.value()->run(input.data(), shape.at(0));
   ASSERT_TRUE(out.ok()) << out.error().to_string();
   ASSERT_EQ(out->size(), expected.size());

@@ -9,6 +9,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <string>
+#include <vector>
 
 #include "backend/torchscript_import.h"
 #include "ir/text.h"
@@ -123,6 +125,44 @@ TEST(TorchScriptImport, UnsupportedOpIsNamedWithTheFix) {
   EXPECT_EQ(graph.error().code, ErrorCode::kUnsupportedOp);
   EXPECT_NE(graph.error().message.find("aten::gelu"), std::string::npos) << graph.error().message;
   EXPECT_NE(graph.error().hint.find("opset_version=13"), std::string::npos) << graph.error().hint;
+}
+
+// Traces `return <expression of x>` with Debian's torch into a temporary .pt ("" when that fails).
+// Traced, as scripting a class defined in `python -c` has no source to compile.
+fs::path trace_model(const std::string& tag, const std::string& expression) {
+  const fs::path model = fs::temp_directory_path() / ("edgeopt_ts_" + tag + "_" + std::to_string(::getpid()) + ".pt");
+  const std::string make =
+      "/usr/bin/python3 -c \"import torch\n"
+      "import torch.nn.functional as F\n"
+      "class M(torch.nn.Module):\n"
+      "    def forward(self, x):\n"
+      "        return " + expression + "\n"
+      "torch.jit.save(torch.jit.trace(M(), torch.rand(1, 3, 8, 8)), '" + model.string() + "')\" > /dev/null 2>&1";
+  if (std::system(make.c_str()) != 0 || !fs::exists(model)) return {};
+  return model;
+}
+
+// Inception's transform_input (x[:, 0]), ShuffleNet's chunk and upsampling have no IR op: the
+// error names the op and a workaround that works, not "export to ONNX" (which fails the same way).
+TEST(TorchScriptImport, OutOfScopeOpsSayWhatWorks) {
+  struct Case {
+    std::string tag, expression, op, why, hint;
+  };
+  const std::vector<Case> cases = {
+      {"slice", "torch.relu(x[:, 0:1])", "aten::slice", "no slice op", "transform_input=False"},
+      {"upsample", "F.interpolate(x, scale_factor=2.0)", "aten::upsample_nearest2d", "upsampling is out of scope", "crop the model"},
+  };
+  for (const Case& c : cases) {
+    const fs::path model = trace_model(c.tag, c.expression);
+    if (model.empty()) GTEST_SKIP() << "needs /usr/bin/python3 with torch";
+    auto graph = backend::import_torchscript(model.string(), {1, 3, 8, 8});
+    fs::remove(model);
+    ASSERT_FALSE(graph.ok()) << c.tag;
+    EXPECT_EQ(graph.error().code, ErrorCode::kUnsupportedOp);
+    EXPECT_NE(graph.error().message.find(c.op), std::string::npos) << graph.error().message;
+    EXPECT_NE(graph.error().message.find(c.why), std::string::npos) << graph.error().message;
+    EXPECT_NE(graph.error().hint.find(c.hint), std::string::npos) << graph.error().hint;
+  }
 }
 
 // Rewrites <root>/version of a copy of a TorchScript archive.

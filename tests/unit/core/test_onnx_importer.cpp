@@ -19,6 +19,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "importers/onnx/onnx_importer.h"
@@ -890,7 +891,39 @@ TEST(OnnxImporter, UnsupportedOpNamesOpNodeAndOpset) {
   EXPECT_NE(e.message.find("Resize"), std::string::npos) << e.message;
   EXPECT_NE(e.message.find("upsample_1"), std::string::npos) << e.message;
   EXPECT_NE(e.message.find("opset 13"), std::string::npos) << e.message;
-  EXPECT_NE(e.hint.find("re-export with opset 13, or open an issue"), std::string::npos) << e.hint;
+  EXPECT_NE(e.hint.find("upsampling is out of scope"), std::string::npos) << e.hint;
+  EXPECT_NE(e.hint.find("open an issue naming the op"), std::string::npos) << e.hint;
+}
+
+// Out-of-scope ops that third-party vision models carry get op-specific advice in the hint.
+TEST(OnnxImporter, OutOfScopeOpsGiveAWorkaround) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"LRN", "LocalResponseNorm"}, {"LSTM", "recurrent"}, {"Upsample", "upsampling"}, {"Split", "channel split"}, {"Erf", "GELU"}};
+  for (const auto& [op, advice] : cases) {
+    ModelBuilder b(13);
+    b.input("x", {-1, 3, 4, 4});
+    b.node(op, {"x"}, {"y"}, "layer_" + op);
+    b.output("y");
+    auto e = import_error(b.bytes());
+    EXPECT_EQ(e.code, ErrorCode::kUnsupportedOp) << op;
+    EXPECT_NE(e.message.find("'" + op + "'"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find("layer_" + op), std::string::npos) << e.message;
+    EXPECT_NE(e.hint.find(advice), std::string::npos) << e.hint;
+    EXPECT_NE(e.hint.find("open an issue"), std::string::npos) << e.hint;
+  }
+}
+
+// PyTorch's nn.LocalResponseNorm arrives as a 3-D AveragePool over [N, 1, C, H, W].
+TEST(OnnxImporter, TorchLocalResponseNormNamesItself) {
+  ModelBuilder b(13);
+  b.input("x", {-1, 1, 4, 6, 6});
+  auto* pool = b.node("AveragePool", {"x"}, {"y"}, "/n/AveragePool");
+  set_ints(pool, "kernel_shape", {5, 1, 1});
+  b.output("y");
+  auto e = import_error(b.bytes());
+  EXPECT_EQ(e.code, ErrorCode::kUnsupportedOp);
+  EXPECT_NE(e.message.find("/n/AveragePool"), std::string::npos) << e.message;
+  EXPECT_NE(e.hint.find("LocalResponseNorm"), std::string::npos) << e.hint;
 }
 
 TEST(OnnxImporter, UnknownDomainIsUnsupported) {

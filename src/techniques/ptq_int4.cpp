@@ -84,7 +84,9 @@ Result<Output> PtqInt4::run(const Context& context) const {
   return capture([&]() -> Output {
     Output out;
     out.graph = *context.baseline;
-    out.precision = "int4";
+    // Weight-only: devices compute in float with the weights unpacked, so the estimator is asked
+    // about fp32 arithmetic (conservative: it does not credit the smaller weight traffic).
+    out.precision = "fp32";
     std::vector<std::string> int8_layers;
     std::int64_t int4_weights = 0;
     std::int64_t int8_weights = 0;

@@ -68,18 +68,7 @@ Result<NormalizationChoice> choose_normalization(backend::Executor& model, const
                                                  const InputSpec& spec, std::int64_t slice) {
   NormalizationChoice choice;
   choice.slice = std::min(slice, train.count);
-  // An evenly strided sample, so a split stored class by class still covers every class.
-  data::ImageSet sample;
-  sample.count = choice.slice;
-  sample.height = train.height;
-  sample.width = train.width;
-  sample.channels = train.channels;
-  const std::int64_t per = train.height * train.width * train.channels;
-  for (std::int64_t i = 0; i < choice.slice; ++i) {
-    const std::int64_t src = i * train.count / std::max<std::int64_t>(1, choice.slice);
-    sample.pixels.insert(sample.pixels.end(), train.pixels.begin() + src * per, train.pixels.begin() + (src + 1) * per);
-    sample.labels.push_back(train.labels[static_cast<std::size_t>(src)]);
-  }
+  const data::ImageSet sample = strided_subset(train, choice.slice);
   double best = -1.0;
   for (const Normalization& n : normalization_presets()) {
     // Presets for colour data make no sense on one channel and the other way round.

@@ -109,6 +109,23 @@ Result<Normalization> parse_normalization(const std::string& text) {
   });
 }
 
+data::ImageSet strided_subset(const data::ImageSet& images, std::int64_t count) {
+  count = std::clamp<std::int64_t>(count, 0, images.count);
+  data::ImageSet subset;
+  subset.count = count;
+  subset.height = images.height;
+  subset.width = images.width;
+  subset.channels = images.channels;
+  const std::int64_t per = images.height * images.width * images.channels;
+  subset.pixels.reserve(static_cast<std::size_t>(count * per));
+  for (std::int64_t i = 0; i < count; ++i) {
+    const std::int64_t src = i * images.count / count;
+    subset.pixels.insert(subset.pixels.end(), images.pixels.begin() + src * per, images.pixels.begin() + (src + 1) * per);
+    subset.labels.push_back(images.labels[static_cast<std::size_t>(src)]);
+  }
+  return subset;
+}
+
 std::vector<std::string> conversion_notes(const data::ImageSet& images, const InputSpec& spec) {
   std::vector<std::string> notes;
   if (spec.layout == ir::Layout::kNC) return notes;

@@ -40,6 +40,10 @@ Result<Normalization> parse_normalization(const std::string& text);
 // channel-converted as needed). Notes what it had to change, once, in `notes` when given.
 void prepare_batch(const data::ImageSet& images, std::int64_t begin, std::int64_t end, const InputSpec& spec,
                    const Normalization& norm, std::vector<float>& out);
+// `count` images taken at an even stride over `images`, so a split stored class by class still
+// yields every class (used for calibration and fine-tuning slices).
+data::ImageSet strided_subset(const data::ImageSet& images, std::int64_t count);
+
 std::vector<std::string> conversion_notes(const data::ImageSet& images, const InputSpec& spec);
 
 }  // namespace edgeopt::pipeline

@@ -38,17 +38,7 @@ Result<Output> PruneUnstructured::run(const Context& context) const {
     // Training data: an evenly strided subset of the training split, as model input floats.
     const data::ImageSet& train = *context.train;
     const std::int64_t count = std::min(options_.max_train_images, train.count);
-    data::ImageSet subset;
-    subset.count = count;
-    subset.height = train.height;
-    subset.width = train.width;
-    subset.channels = train.channels;
-    const std::int64_t per = train.height * train.width * train.channels;
-    for (std::int64_t i = 0; i < count; ++i) {
-      const std::int64_t src = i * train.count / count;
-      subset.pixels.insert(subset.pixels.end(), train.pixels.begin() + src * per, train.pixels.begin() + (src + 1) * per);
-      subset.labels.push_back(train.labels[static_cast<std::size_t>(src)]);
-    }
+    const data::ImageSet subset = pipeline::strided_subset(train, count);
     std::vector<float> inputs;
     pipeline::prepare_batch(subset, 0, count, context.spec, context.norm, inputs);
 

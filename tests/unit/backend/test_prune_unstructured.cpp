@@ -50,6 +50,15 @@ ir::Graph mlp() {
   return g;
 }
 
+Context context_for(const ir::Graph& g, const data::ImageSet& train) {
+  Context ctx;
+  ctx.baseline = &g;
+  ctx.train = &train;
+  ctx.spec = pipeline::InputSpec{ir::Layout::kNCHW, 1, 4, 4};
+  ctx.norm = pipeline::parse_normalization("unit").value();
+  return ctx;
+}
+
 TEST(PruneUnstructured, ThresholdHitsTheQuantile) {
   std::vector<float> w{0.1F, -0.2F, 0.3F, -0.4F};
   EXPECT_FLOAT_EQ(magnitude_threshold({&w}, 0.5), 0.3F);
@@ -59,12 +68,7 @@ TEST(PruneUnstructured, ReachesSparsityKeepsMasksAndShrinksTheFile) {
   const ir::Graph g = mlp();
   const data::ImageSet train = halves(512, 3);
   PruneUnstructured technique;
-  Context ctx;
-  ctx.baseline = &g;
-  ctx.train = &train;
-  ctx.spec = pipeline::InputSpec{ir::Layout::kNCHW, 1, 4, 4};
-  ctx.norm = pipeline::parse_normalization("unit").value();
-  auto out = technique.run(ctx);
+  auto out = technique.run(context_for(g, train));
   ASSERT_TRUE(out.ok()) << out.error().to_string();
   std::int64_t total = 0;
   std::int64_t zeros = 0;
@@ -92,11 +96,7 @@ TEST(PruneUnstructured, CancelStopsWithAnError) {
   const ir::Graph g = mlp();
   const data::ImageSet train = halves(256, 4);
   PruneUnstructured technique;
-  Context ctx;
-  ctx.baseline = &g;
-  ctx.train = &train;
-  ctx.spec = pipeline::InputSpec{ir::Layout::kNCHW, 1, 4, 4};
-  ctx.norm = pipeline::parse_normalization("unit").value();
+  Context ctx = context_for(g, train);
   ctx.cancelled = [] { return true; };
   auto out = technique.run(ctx);
   ASSERT_FALSE(out.ok());

@@ -333,6 +333,11 @@ Dataset load_path(const std::string& spec, const LoadOptions& options) {
 
 Result<Dataset> load_dataset(const std::string& spec, const LoadOptions& options) {
   return capture([&] {
+    // A --data-dir that does not exist is a typo, not a reason to fall back silently.
+    std::error_code ec;
+    if (!options.data_dir.empty() && !std::filesystem::is_directory(options.data_dir, ec)) {
+      fail(ErrorCode::kNotFound, "--data-dir '" + options.data_dir + "' is not a folder", "check the path, or leave --data-dir out to search the usual places");
+    }
     if (const Preset* preset = find_preset(spec)) return load_preset(*preset, options);
     return load_path(spec, options);
   });

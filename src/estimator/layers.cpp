@@ -1,6 +1,7 @@
 #include "estimator/layers.h"
 
 #include <array>
+#include <utility>
 #include <fstream>
 
 namespace edgeopt::estimator {
@@ -16,37 +17,44 @@ static_assert(kClassNames.size() == static_cast<std::size_t>(LayerClass::kCount)
 
 // How every IR op is costed; a static_assert keeps this table in step with the op catalogue.
 enum class OpRole : std::uint8_t { kConv, kGemm, kFusable, kElementwise, kPool, kData, kView };
-constexpr std::array<OpRole, static_cast<std::size_t>(OpKind::kCount)> kOpRoles{{
-    OpRole::kConv,         // Conv
-    OpRole::kGemm,         // Gemm
-    OpRole::kGemm,         // MatMul
-    OpRole::kElementwise,  // Add
-    OpRole::kElementwise,  // Sub
-    OpRole::kFusable,      // Mul (a folded scale)
-    OpRole::kElementwise,  // Div
-    OpRole::kFusable,      // Relu
-    OpRole::kFusable,      // Clip
-    OpRole::kFusable,      // LeakyRelu
-    OpRole::kFusable,      // Sigmoid
-    OpRole::kFusable,      // HardSigmoid
-    OpRole::kFusable,      // HardSwish
-    OpRole::kFusable,      // Tanh
-    OpRole::kElementwise,  // Softmax
-    OpRole::kElementwise,  // LogSoftmax
-    OpRole::kFusable,      // BatchNorm
-    OpRole::kPool,         // MaxPool
-    OpRole::kPool,         // AvgPool
-    OpRole::kPool,         // GlobalAvgPool
-    OpRole::kView,         // Flatten
-    OpRole::kView,         // Reshape
-    OpRole::kData,         // Transpose
-    OpRole::kData,         // Concat
-    OpRole::kData,         // Pad
-    OpRole::kView,         // Squeeze
-    OpRole::kView,         // Unsqueeze
-    OpRole::kView,         // Identity
+constexpr std::array<std::pair<OpKind, OpRole>, static_cast<std::size_t>(OpKind::kCount)> kOpRoles{{
+    {OpKind::kConv, OpRole::kConv},
+    {OpKind::kGemm, OpRole::kGemm},
+    {OpKind::kMatMul, OpRole::kGemm},
+    {OpKind::kAdd, OpRole::kElementwise},
+    {OpKind::kSub, OpRole::kElementwise},
+    {OpKind::kMul, OpRole::kFusable},  // (a folded scale)
+    {OpKind::kDiv, OpRole::kElementwise},
+    {OpKind::kRelu, OpRole::kFusable},
+    {OpKind::kClip, OpRole::kFusable},
+    {OpKind::kLeakyRelu, OpRole::kFusable},
+    {OpKind::kSigmoid, OpRole::kFusable},
+    {OpKind::kHardSigmoid, OpRole::kFusable},
+    {OpKind::kHardSwish, OpRole::kFusable},
+    {OpKind::kTanh, OpRole::kFusable},
+    {OpKind::kSoftmax, OpRole::kElementwise},
+    {OpKind::kLogSoftmax, OpRole::kElementwise},
+    {OpKind::kBatchNorm, OpRole::kFusable},
+    {OpKind::kMaxPool, OpRole::kPool},
+    {OpKind::kAvgPool, OpRole::kPool},
+    {OpKind::kGlobalAvgPool, OpRole::kPool},
+    {OpKind::kFlatten, OpRole::kView},
+    {OpKind::kReshape, OpRole::kView},
+    {OpKind::kTranspose, OpRole::kData},
+    {OpKind::kConcat, OpRole::kData},
+    {OpKind::kPad, OpRole::kData},
+    {OpKind::kSqueeze, OpRole::kView},
+    {OpKind::kUnsqueeze, OpRole::kView},
+    {OpKind::kSlice, OpRole::kData},  // (a strided copy)
+    {OpKind::kIdentity, OpRole::kView},
 }};
-static_assert(kOpRoles.size() == static_cast<std::size_t>(OpKind::kCount), "one role per IR op");
+constexpr bool roles_in_op_order() {
+  for (std::size_t i = 0; i < kOpRoles.size(); ++i) {
+    if (static_cast<std::size_t>(kOpRoles[i].first) != i) return false;
+  }
+  return true;
+}
+static_assert(roles_in_op_order(), "kOpRoles needs one row per IR op, in OpKind order");
 
 bool winograd_shape(const ir::Shape& w, const ir::Attrs& a) {
   const auto all_one = [](const std::vector<std::int64_t>& v) {
@@ -119,7 +127,7 @@ LayerTable build(const ir::Graph& g) {
     }
     for (int id : n.outputs) layer.output_elems += elems(id);
 
-    const OpRole role = kOpRoles[kind_index];
+    const OpRole role = kOpRoles[kind_index].second;
     int first_input_producer = -1;
     for (int id : n.inputs) {
       if (id >= 0 && !g.value(id).is_constant) {

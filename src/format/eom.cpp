@@ -52,6 +52,9 @@ ir::Attrs format_default_attrs() {
   a.perm = {};
   a.shape = {};
   a.axes = {};
+  a.starts = {};
+  a.ends = {};
+  a.steps = {};
   a.alpha = 0.0F;
   a.beta = 0.0F;
   a.min = -std::numeric_limits<float>::infinity();
@@ -90,6 +93,9 @@ json attrs_json(const ir::Attrs& a) {
   list("perm", a.perm, d.perm);
   list("shape", a.shape, d.shape);
   list("axes", a.axes, d.axes);
+  list("starts", a.starts, d.starts);
+  list("ends", a.ends, d.ends);
+  list("steps", a.steps, d.steps);
   auto real = [&](const char* key, float v, float def) {
     if (!same_bits(v, def)) j[key] = float_json(v);
   };
@@ -548,6 +554,10 @@ class Reader {
       else if (key == "axis") a.axis = int_in(val, -kMaxAxis, kMaxAxis, what);
       else if (key == "perm") a.perm = int_list(val, -kMaxAxis, kMaxAxis, kMaxListAttr, what);
       else if (key == "axes") a.axes = int_list(val, -kMaxAxis, kMaxAxis, kMaxListAttr, what);
+      // Slice bounds are clamped by the shape function, so any int64 is meaningful (INT64_MAX = to the end).
+      else if (key == "starts") a.starts = int_list(val, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), kMaxListAttr, what);
+      else if (key == "ends") a.ends = int_list(val, std::numeric_limits<std::int64_t>::min(), std::numeric_limits<std::int64_t>::max(), kMaxListAttr, what);
+      else if (key == "steps") a.steps = int_list(val, 1, std::numeric_limits<std::int64_t>::max(), kMaxListAttr, what);
       else if (key == "shape") a.shape = int_list(val, -1, kMaxDim, kMaxRank, what);
       else if (key == "alpha") a.alpha = real(val, what);
       else if (key == "beta") a.beta = real(val, what);

@@ -368,6 +368,13 @@ class Exporter {
         emit(n.op == ir::OpKind::kSqueeze ? "Squeeze" : "Unsqueeze", n.name, args, out);
         return;
       }
+      case ir::OpKind::kSlice: {
+        std::vector<std::string> args{in[0], ints(n.name + "_starts", a.starts), ints(n.name + "_ends", a.ends),
+                                      ints(n.name + "_axes", a.axes)};
+        if (!a.steps.empty()) args.push_back(ints(n.name + "_steps", a.steps));
+        emit("Slice", n.name, args, out);
+        return;
+      }
       case ir::OpKind::kCount: break;
     }
     cannot_export(n, "no ONNX mapping");

@@ -284,6 +284,41 @@ void shape_unsqueeze(Graph& g, const Node& n) {
   set_out(g, n, out);
 }
 
+// ONNX Slice with positive steps: negative starts/ends count from the end, both clamp to the
+// dimension. The symbolic batch may only be passed through whole.
+void shape_slice(Graph& g, const Node& n) {
+  Shape out = in_shape(g, n, 0);
+  const auto& a = n.attrs;
+  if (a.axes.empty() || a.starts.size() != a.axes.size() || a.ends.size() != a.axes.size() ||
+      (!a.steps.empty() && a.steps.size() != a.axes.size())) {
+    shape_error(n, "needs one start, end (and step) per axis");
+  }
+  std::vector<bool> seen(out.size(), false);
+  for (std::size_t i = 0; i < a.axes.size(); ++i) {
+    const auto d = static_cast<std::size_t>(normalize_axis(n, a.axes[i], out.size()));
+    if (seen[d]) shape_error(n, "axis " + std::to_string(a.axes[i]) + " is repeated");
+    seen[d] = true;
+    const std::int64_t step = attr_at(a.steps, i, 1);
+    if (step <= 0) shape_error(n, "step " + std::to_string(step) + " is not supported; only positive steps are");
+    const std::int64_t dim = out[d];
+    if (dim == kBatch) {
+      const bool whole = a.starts[i] == 0 && a.ends[i] == std::numeric_limits<std::int64_t>::max() && step == 1;
+      if (!whole) shape_error(n, "cannot slice the batch dimension");
+      continue;
+    }
+    auto clamp_index = [dim](std::int64_t v) {
+      if (v < 0) v = v < -dim ? 0 : v + dim;
+      return std::min(v, dim);
+    };
+    const std::int64_t start = clamp_index(a.starts[i]);
+    const std::int64_t end = clamp_index(a.ends[i]);
+    const std::int64_t extent = end > start ? (end - start - 1) / step + 1 : 0;
+    if (extent == 0) shape_error(n, "slice [" + std::to_string(a.starts[i]) + ", " + std::to_string(a.ends[i]) + ") of dimension " + std::to_string(d) + " (size " + std::to_string(dim) + ") is empty");
+    out[d] = extent;
+  }
+  set_out(g, n, out);
+}
+
 // ---- cost functions ----
 
 std::int64_t const_params(const Graph& g, const Node& n) {
@@ -365,6 +400,7 @@ constexpr std::array<OpInfo, static_cast<std::size_t>(OpKind::kCount)> kOpTable{
     {OpKind::kPad, "Pad", 1, 1, shape_pad, cost_plain},
     {OpKind::kSqueeze, "Squeeze", 1, 1, shape_squeeze, cost_view},
     {OpKind::kUnsqueeze, "Unsqueeze", 1, 1, shape_unsqueeze, cost_view},
+    {OpKind::kSlice, "Slice", 1, 1, shape_slice, cost_plain},
     {OpKind::kIdentity, "Identity", 1, 1, shape_same, cost_view},
 }};
 

@@ -39,6 +39,7 @@ enum class OpKind : std::uint8_t {
   kPad,            // attrs.pads (ONNX order: begins then ends), pad_mode, pad_value
   kSqueeze,        // attrs.axes
   kUnsqueeze,      // attrs.axes
+  kSlice,          // attrs.axes, starts, ends, steps (ONNX Slice; steps > 0, empty = all 1)
   kIdentity,
   kCount
 };
@@ -55,6 +56,9 @@ struct Attrs {
   std::vector<std::int64_t> perm;
   std::vector<std::int64_t> shape;
   std::vector<std::int64_t> axes;
+  std::vector<std::int64_t> starts;     // Slice: per entry of axes; negative counts from the end
+  std::vector<std::int64_t> ends;       // Slice: exclusive, clamped to the dimension
+  std::vector<std::int64_t> steps;      // Slice: default 1
   float alpha = 0.0F;
   float beta = 0.0F;
   float min = -std::numeric_limits<float>::infinity();

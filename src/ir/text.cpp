@@ -54,6 +54,9 @@ std::string attrs_text(const Node& n) {
     case OpKind::kPad: s << " pads=" << ints(a.pads) << " mode=" << pad_mode_name(a.pad_mode) << " value=" << real(a.pad_value); break;
     case OpKind::kSqueeze:
     case OpKind::kUnsqueeze: s << " axes=" << ints(a.axes); break;
+    case OpKind::kSlice:
+      s << " axes=" << ints(a.axes) << " starts=" << ints(a.starts) << " ends=" << ints(a.ends) << " steps=" << ints(a.steps);
+      break;
     default: break;
   }
   return s.str();

@@ -186,6 +186,17 @@ void forward(const Graph& g, std::vector<at::Tensor>& values, bool training, std
         for (auto ax : axes) out = out.unsqueeze(ax);
         break;
       }
+      case OpKind::kSlice: {
+        // at::slice wraps negative bounds and clamps like ONNX; shape inference rejected bad steps.
+        out = in(n, 0);
+        for (std::size_t i = 0; i < a.axes.size(); ++i) {
+          const std::int64_t axis = a.axes[i] < 0 ? a.axes[i] + out.dim() : a.axes[i];
+          const std::int64_t step = i < a.steps.size() ? a.steps[i] : 1;
+          out = at::slice(out, axis, a.starts.at(i), a.ends.at(i), step);
+        }
+        out = out.contiguous();
+        break;
+      }
       case OpKind::kIdentity: out = in(n, 0); break;
       case OpKind::kCount: fail(ErrorCode::kInternal, "node '" + n.name + "' has no op");
     }

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <numeric>
@@ -132,13 +133,10 @@ class Lowerer {
   // Out-of-scope ops whose fix is not "export to ONNX" (the ONNX importer cannot take them either).
   // Returns {why, hint}, or empty strings for ops without specific advice.
   static std::pair<std::string, std::string> out_of_scope(const std::string& kind) {
-    static const std::set<std::string> kSlicing = {"aten::slice", "aten::select", "aten::chunk", "aten::split",
-                                                   "aten::split_with_sizes", "aten::unbind", "aten::narrow",
-                                                   "aten::index", "aten::index_select", "prim::ConstantChunk"};
-    if (kSlicing.count(kind) > 0) {
-      return {"slices a run-time tensor, and EdgeOpt's IR has no slice op yet (ONNX import has the same limit)",
-              "move the slicing out of the model (e.g. inception_v3(transform_input=False) and normalize in "
-              "preprocessing), or open an issue naming the op"};
+    static const std::set<std::string> kIndexing = {"aten::index", "aten::index_select"};
+    if (kIndexing.count(kind) > 0) {
+      return {"indexes a run-time tensor with a tensor of indices, which EdgeOpt's IR cannot express (ONNX import has the same limit)",
+              "index with constant positions or slices (x[:, i], x[:, a:b]), or move the indexing out of the model; or open an issue naming the op"};
     }
     if (kind.rfind("aten::upsample", 0) == 0 || kind == "aten::__interpolate") {
       return {"upsampling is out of scope (EdgeOpt imports image classifiers)", "crop the model before it, or open an issue naming the op"};
@@ -571,6 +569,14 @@ class Lowerer {
         {"aten::permute", &Lowerer::permute},
         {"aten::squeeze", &Lowerer::squeeze},
         {"aten::unsqueeze", &Lowerer::unsqueeze},
+        {"aten::slice", &Lowerer::slice},
+        {"aten::narrow", &Lowerer::narrow},
+        {"aten::select", &Lowerer::select},
+        {"aten::unbind", &Lowerer::unbind},
+        {"aten::chunk", &Lowerer::chunk},
+        {"prim::ConstantChunk", &Lowerer::chunk},
+        {"aten::split", &Lowerer::split},
+        {"aten::split_with_sizes", &Lowerer::split},
         {"aten::gelu", &Lowerer::gelu},
     };
     return table;
@@ -1002,6 +1008,156 @@ class Lowerer {
     a.axes = {axis_arg(n, 1, shape_of(x).size() + 1)};
     set(n, 0, Sym::of_tensor(emit(n, OpKind::kUnsqueeze, {x}, a)));
   }
+
+  // x[start:end:step] along `axis` (Python rules: negative bounds count from the end, both clamp).
+  // A whole-range slice is the tensor itself, which is how x[:, i] passes over the batch.
+  int slice_axis(const tj::Node* n, int x, std::int64_t axis, std::int64_t start, std::int64_t end, std::int64_t step,
+                 const std::string& suffix = {}) {
+    if (step <= 0) unsupported(n, "slices with step " + std::to_string(step) + "; only positive steps are supported");
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    const bool whole_batch = start == 0 && end >= kMaxIndex && step == 1;
+    if (dim == ir::kBatch) {
+      if (!whole_batch) unsupported(n, "slices the batch dimension, which EdgeOpt keeps whole");
+      return x;
+    }
+    if (step == 1 && (start == 0 || start <= -dim) && end >= dim) return x;
+    ir::Attrs a;
+    a.axes = {axis};
+    a.starts = {start};
+    a.ends = {end};
+    a.steps = {step};
+    return emit(n, OpKind::kSlice, {x}, a, suffix);
+  }
+
+  // An optional int argument (None means `fallback`).
+  std::int64_t opt_int_arg(const tj::Node* n, std::size_t i, std::int64_t fallback) {
+    return none_arg(n, i) ? fallback : int_arg(n, i);
+  }
+
+  void slice(tj::Node* n) {
+    const Sym& self = in(n, 0);
+    if (self.kind == Sym::Kind::kList || self.kind == Sym::Kind::kTuple) {
+      // list[start:end:step] on a list holding run-time tensors.
+      const std::vector<Sym> items = *self.items;
+      const auto size = static_cast<std::int64_t>(items.size());
+      auto clamp = [size](std::int64_t v) { return std::clamp<std::int64_t>(v < 0 ? v + size : v, 0, size); };
+      const std::int64_t start = clamp(opt_int_arg(n, 1, 0));
+      const std::int64_t end = clamp(opt_int_arg(n, 2, size));
+      const std::int64_t step = n->inputs().size() > 3 ? int_arg(n, 3) : 1;
+      if (step <= 0) unsupported(n, "slices a list with a step below 1");
+      std::vector<Sym> picked;
+      for (std::int64_t k = start; k < end; k += step) picked.push_back(items[static_cast<std::size_t>(k)]);
+      set(n, 0, Sym::sequence(Sym::Kind::kList, std::move(picked)));
+      return;
+    }
+    const int x = tensor_arg(n, 0);
+    const std::int64_t axis = axis_arg(n, 1, shape_of(x).size());
+    const std::int64_t start = opt_int_arg(n, 2, 0);
+    const std::int64_t end = opt_int_arg(n, 3, kMaxIndex);
+    const std::int64_t step = n->inputs().size() > 4 ? int_arg(n, 4) : 1;
+    set(n, 0, Sym::of_tensor(slice_axis(n, x, axis, start, end, step)));
+  }
+
+  void narrow(tj::Node* n) {
+    const int x = tensor_arg(n, 0);
+    const std::int64_t axis = axis_arg(n, 1, shape_of(x).size());
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    std::int64_t start = int_arg(n, 2);
+    const std::int64_t length = int_arg(n, 3);
+    if (dim != ir::kBatch && start < 0) start += dim;
+    if (length <= 0 || start < 0 || (dim != ir::kBatch && start + length > dim)) unsupported(n, "narrows outside the tensor");
+    set(n, 0, Sym::of_tensor(slice_axis(n, x, axis, start, start + length, 1)));
+  }
+
+  // x.select(axis, i) is x[..., i:i+1, ...] with the axis squeezed away.
+  int select_index(const tj::Node* n, int x, std::int64_t axis, std::int64_t index, const std::string& suffix = {}) {
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) unsupported(n, "indexes the batch dimension, which EdgeOpt keeps whole");
+    if (index < -dim || index >= dim) unsupported(n, "index " + std::to_string(index) + " is out of range for size " + std::to_string(dim));
+    if (index < 0) index += dim;
+    ir::Attrs a;
+    a.axes = {axis};
+    a.starts = {index};
+    a.ends = {index + 1};
+    a.steps = {1};
+    const int picked = emit(n, OpKind::kSlice, {x}, a, suffix + "/slice");
+    ir::Attrs squeeze;
+    squeeze.axes = {axis};
+    return emit(n, OpKind::kSqueeze, {picked}, squeeze, suffix);
+  }
+
+  void select(tj::Node* n) {
+    const int x = tensor_arg(n, 0);
+    const std::int64_t axis = axis_arg(n, 1, shape_of(x).size());
+    set(n, 0, Sym::of_tensor(select_index(n, x, axis, int_arg(n, 2))));
+  }
+
+  void unbind(tj::Node* n) {
+    const int x = tensor_arg(n, 0);
+    const std::int64_t axis = n->inputs().size() > 1 ? axis_arg(n, 1, shape_of(x).size()) : 0;
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) unsupported(n, "unbinds the batch dimension, which EdgeOpt keeps whole");
+    std::vector<Sym> parts;
+    for (std::int64_t k = 0; k < dim; ++k) parts.push_back(Sym::of_tensor(select_index(n, x, axis, k, "/" + std::to_string(k))));
+    set(n, 0, Sym::sequence(Sym::Kind::kList, std::move(parts)));
+  }
+
+  // Pieces of `sizes` along `axis`, as the list (or, for prim::ConstantChunk, the outputs) of `n`.
+  void emit_pieces(tj::Node* n, int x, std::int64_t axis, const std::vector<std::int64_t>& sizes) {
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    std::vector<Sym> parts;
+    std::int64_t start = 0;
+    for (std::size_t k = 0; k < sizes.size(); ++k) {
+      if (sizes[k] < 0 || sizes[k] > dim - start) unsupported(n, "splits " + std::to_string(dim) + " into pieces that do not fit");
+      parts.push_back(Sym::of_tensor(slice_axis(n, x, axis, start, start + sizes[k], 1, "/" + std::to_string(k))));
+      start += sizes[k];
+    }
+    if (start != dim) unsupported(n, "splits " + std::to_string(dim) + " into pieces that do not add up to it");
+    if (kind_of(n) == "prim::ConstantChunk") {
+      if (parts.size() != n->outputs().size()) unsupported(n, "makes " + std::to_string(parts.size()) + " chunks for " + std::to_string(n->outputs().size()) + " outputs");
+      for (std::size_t k = 0; k < parts.size(); ++k) set(n, k, parts[k]);
+      return;
+    }
+    set(n, 0, Sym::sequence(Sym::Kind::kList, std::move(parts)));
+  }
+
+  // Equal pieces of `each` (the last may be smaller), as torch.split / torch.chunk make them.
+  static std::vector<std::int64_t> equal_pieces(std::int64_t dim, std::int64_t each) {
+    std::vector<std::int64_t> sizes;
+    for (std::int64_t start = 0; start < dim; start += each) sizes.push_back(std::min(each, dim - start));
+    return sizes;
+  }
+
+  void chunk(tj::Node* n) {
+    const int x = tensor_arg(n, 0);
+    const bool constant_chunk = kind_of(n) == "prim::ConstantChunk";
+    const std::int64_t chunks = constant_chunk ? n->i(c10::Symbol::attr("chunks")) : int_arg(n, 1);
+    const std::int64_t raw_axis = constant_chunk ? n->i(c10::Symbol::attr("dim")) : (n->inputs().size() > 2 ? int_arg(n, 2) : 0);
+    const auto rank = static_cast<std::int64_t>(shape_of(x).size());
+    if (raw_axis < -rank || raw_axis >= rank) unsupported(n, "dimension " + std::to_string(raw_axis) + " is out of range for rank " + std::to_string(rank));
+    const std::int64_t axis = raw_axis < 0 ? raw_axis + rank : raw_axis;
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) unsupported(n, "splits the batch dimension, which EdgeOpt keeps whole");
+    if (chunks <= 0) unsupported(n, "asks for " + std::to_string(chunks) + " chunks");
+    emit_pieces(n, x, axis, equal_pieces(dim, (dim + chunks - 1) / chunks));
+  }
+
+  void split(tj::Node* n) {
+    const int x = tensor_arg(n, 0);
+    const std::int64_t axis = n->inputs().size() > 2 ? axis_arg(n, 2, shape_of(x).size()) : 0;
+    const std::int64_t dim = shape_of(x)[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) unsupported(n, "splits the batch dimension, which EdgeOpt keeps whole");
+    const Sym& sizes = in(n, 1);
+    if (sizes.kind == Sym::Kind::kKnown && sizes.known.isInt()) {
+      const std::int64_t each = sizes.known.toInt();
+      if (each <= 0) unsupported(n, "splits into pieces of size " + std::to_string(each));
+      emit_pieces(n, x, axis, equal_pieces(dim, each));
+      return;
+    }
+    emit_pieces(n, x, axis, ints_arg(n, 1));
+  }
+
+  static constexpr std::int64_t kMaxIndex = std::numeric_limits<std::int64_t>::max();
 
   ir::Graph& g_;
   std::string source_;

@@ -51,9 +51,6 @@ std::string unsupported_op_hint(const std::string& op) {
       {"LSTM", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
       {"GRU", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
       {"RNN", "recurrent layers are out of scope: EdgeOpt imports CNN image models"},
-      {"Split", "EdgeOpt's IR has no channel split yet (ShuffleNet's chunk, Inception's transform_input): export without it"},
-      {"Slice", "EdgeOpt's IR has no slicing of activations yet (x[:, i] on run-time data): move the slice out of the model"},
-      {"Gather", "EdgeOpt's IR has no indexing of activations yet (x[:, i] on run-time data): move it out of the model"},
       {"Erf", "GELU (exported as Erf) has no IR op yet: replace it by ReLU/SiLU and retrain"},
       {"Loop", "control flow is out of scope: export a traced, loop-free model"},
       {"If", "control flow is out of scope: export a traced, branch-free model"},
@@ -277,7 +274,9 @@ class Importer {
       // arithmetic) are shape data and must fold.
       std::vector<const ConstTensor*> args;
       for (const auto& e : in) args.push_back(e.constant.get());
-      bind(n.output(0), Entry{-1, std::make_shared<const ConstTensor>(detail::fold_node(n, args))});
+      auto folded = std::make_shared<const ConstTensor>(detail::fold_node(n, args));
+      if (op == "Constant") literals_.insert(folded.get());
+      bind(n.output(0), Entry{-1, std::move(folded)});
     } else {
       static const std::unordered_map<std::string_view, Converter> kConverters = {
           {"Conv", &Importer::conv},
@@ -312,6 +311,9 @@ class Importer {
           {"Identity", &Importer::identity},
           {"Cast", &Importer::cast},
           {"ReduceMean", &Importer::reduce_mean},
+          {"Slice", &Importer::slice},
+          {"Split", &Importer::split},
+          {"Gather", &Importer::gather},
       };
       auto it = kConverters.find(op);
       if (it == kConverters.end()) {
@@ -356,6 +358,9 @@ class Importer {
     }
     const int id = graph_.add_constant(name, c.dims, c.f);
     materialized_[&c] = id;
+    // A number written in the model's code (x * 0.5) is a one-value Constant node, not a stored
+    // weight: the source framework does not count it as a parameter, so neither do we.
+    if (c.size() == 1 && literals_.count(&c)) --graph_.extra_source_params;
     return id;
   }
 
@@ -738,6 +743,121 @@ class Importer {
     emit_output(is_squeeze ? ir::OpKind::kSqueeze : ir::OpKind::kUnsqueeze, n, {x}, a);
   }
 
+  // One IR Slice. Whole-range slices of the symbolic batch are dropped (the IR never slices it);
+  // with nothing left to slice the node is an Identity.
+  int emit_slice(const onnx::NodeProto& n, int x, std::vector<std::int64_t> axes, std::vector<std::int64_t> starts,
+                 std::vector<std::int64_t> ends, std::vector<std::int64_t> steps, const std::string& output_name,
+                 const std::string& suffix = {}) {
+    const ir::Shape shape = shape_of(x);
+    if (starts.size() != axes.size() || ends.size() != axes.size() || (!steps.empty() && steps.size() != axes.size())) {
+      corrupt(describe(n) + " has " + std::to_string(starts.size()) + " starts, " + std::to_string(ends.size()) + " ends and " +
+              std::to_string(steps.size()) + " steps for " + std::to_string(axes.size()) + " axes");
+    }
+    if (steps.empty()) steps.assign(axes.size(), 1);
+    ir::Attrs a;
+    for (std::size_t k = 0; k < axes.size(); ++k) {
+      const std::int64_t axis = axis_in(n, axes[k], shape.size());
+      if (steps[k] == 0) corrupt(describe(n) + " has a step of 0");
+      if (steps[k] < 0) {
+        fail(ErrorCode::kUnsupportedOp, describe(n) + " slices with the negative step " + std::to_string(steps[k]) + " (a flip, opset " + std::to_string(opset_) + "); EdgeOpt supports positive steps",
+             kWorkaround);
+      }
+      if (shape[static_cast<std::size_t>(axis)] == ir::kBatch) {
+        if (starts[k] == 0 && ends[k] >= kMaxDim && steps[k] == 1) continue;
+        fail(ErrorCode::kUnsupportedOp, describe(n) + " slices the batch dimension; EdgeOpt keeps the whole batch", kWorkaround);
+      }
+      a.axes.push_back(axis);
+      a.starts.push_back(starts[k]);
+      a.ends.push_back(ends[k]);
+      a.steps.push_back(steps[k]);
+    }
+    if (a.axes.empty()) return emit(ir::OpKind::kIdentity, n, {x}, {}, output_name, suffix);
+    return emit(ir::OpKind::kSlice, n, {x}, a, output_name, suffix);
+  }
+
+  void slice(const onnx::NodeProto& n, const Inputs& in) {
+    const int x = data(n, in, 0);
+    std::vector<std::int64_t> starts, ends, axes, steps;
+    if (opset_ < 10) {
+      starts = attr_ints(n, "starts");
+      ends = attr_ints(n, "ends");
+      axes = attr_ints(n, "axes");
+    } else {
+      starts = int_values(constant(n, in, 1, "starts"), "the starts of " + describe(n));
+      ends = int_values(constant(n, in, 2, "ends"), "the ends of " + describe(n));
+      if (present(in, 3)) axes = int_values(constant(n, in, 3, "axes"), "the axes of " + describe(n));
+      if (present(in, 4)) steps = int_values(constant(n, in, 4, "steps"), "the steps of " + describe(n));
+    }
+    if (starts.empty()) corrupt(describe(n) + " has no starts");
+    if (axes.empty()) {
+      for (std::size_t k = 0; k < starts.size(); ++k) axes.push_back(static_cast<std::int64_t>(k));
+    }
+    const int id = emit_slice(n, x, axes, starts, ends, steps, n.output(0));
+    bind(n.output(0), Entry{id, nullptr});
+  }
+
+  // Split into one Slice per output: sizes from the `split` attribute (opset < 13) or input, else
+  // equal parts (opset 18: the last part may be smaller).
+  void split(const onnx::NodeProto& n, const Inputs& in) {
+    const int x = data(n, in, 0);
+    const ir::Shape shape = shape_of(x);
+    const std::int64_t axis = axis_in(n, attr_int(n, "axis", 0), shape.size());
+    const std::int64_t dim = shape[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) fail(ErrorCode::kUnsupportedOp, describe(n) + " splits the batch dimension; EdgeOpt keeps the whole batch", kWorkaround);
+    const auto parts = static_cast<std::int64_t>(n.output_size());
+    std::vector<std::int64_t> sizes;
+    if (find_attr(n, "split")) sizes = attr_ints(n, "split");
+    else if (present(in, 1)) sizes = int_values(constant(n, in, 1, "split"), "the split of " + describe(n));
+    if (sizes.empty()) {
+      const bool uneven_ok = opset_ >= 18;
+      if (uneven_ok && attr_int(n, "num_outputs", parts) != parts) corrupt(describe(n) + " has num_outputs different from its " + std::to_string(parts) + " outputs");
+      if (!uneven_ok && dim % parts != 0) corrupt(describe(n) + " cannot split " + std::to_string(dim) + " into " + std::to_string(parts) + " equal parts");
+      const std::int64_t each = (dim + parts - 1) / parts;
+      for (std::int64_t k = 0; k < parts; ++k) sizes.push_back(std::max<std::int64_t>(0, std::min(each, dim - k * each)));
+    }
+    if (static_cast<std::int64_t>(sizes.size()) != parts) corrupt(describe(n) + " has " + std::to_string(sizes.size()) + " split sizes for " + std::to_string(parts) + " outputs");
+    std::int64_t start = 0;
+    for (std::int64_t k = 0; k < parts; ++k) {
+      const std::int64_t size = sizes[static_cast<std::size_t>(k)];
+      if (size < 0 || size > dim - start) corrupt(describe(n) + " has split sizes " + ints_text(sizes) + " for a dimension of " + std::to_string(dim));
+      const std::string& name = n.output(static_cast<int>(k));
+      if (!name.empty() && size > 0) {
+        const int id = emit_slice(n, x, {axis}, {start}, {start + size}, {}, name, k == 0 ? "" : "/" + std::to_string(k));
+        bind(name, Entry{id, nullptr});
+      }
+      start += size;
+    }
+    if (start != dim) corrupt(describe(n) + " has split sizes " + ints_text(sizes) + " that do not add up to " + std::to_string(dim));
+  }
+
+  // Gather of one constant index on run-time data, i.e. x[:, i]: a one-wide Slice, squeezed for
+  // a scalar index.
+  void gather(const onnx::NodeProto& n, const Inputs& in) {
+    const int x = data(n, in, 0);
+    const ir::Shape shape = shape_of(x);
+    if (!present(in, 1) || !in[1].constant || in[1].constant->is_float || in[1].constant->size() != 1 || in[1].constant->dims.size() > 1) {
+      fail(ErrorCode::kUnsupportedOp,
+           describe(n) + " indexes a run-time tensor with " + (present(in, 1) && in[1].constant ? "a constant of shape " + ints_text(in[1].constant->dims) : std::string("run-time indices")) +
+               " (opset " + std::to_string(opset_) + "); EdgeOpt maps Gather only with one constant index (x[:, i])",
+           "move the indexing out of the model; " + std::string(kWorkaround));
+    }
+    const std::int64_t axis = axis_in(n, attr_int(n, "axis", 0), shape.size());
+    const std::int64_t dim = shape[static_cast<std::size_t>(axis)];
+    if (dim == ir::kBatch) fail(ErrorCode::kUnsupportedOp, describe(n) + " indexes the batch dimension; EdgeOpt keeps the whole batch", kWorkaround);
+    std::int64_t index = in[1].constant->i[0];
+    if (index < -dim || index >= dim) corrupt(describe(n) + " has index " + std::to_string(index) + " for a dimension of " + std::to_string(dim));
+    if (index < 0) index += dim;
+    const bool scalar_index = in[1].constant->dims.empty();
+    const int picked = emit_slice(n, x, {axis}, {index}, {index + 1}, {}, scalar_index ? "" : n.output(0), scalar_index ? "/slice" : "");
+    if (!scalar_index) {
+      bind(n.output(0), Entry{picked, nullptr});
+      return;
+    }
+    ir::Attrs a;
+    a.axes = {axis};
+    emit_output(ir::OpKind::kSqueeze, n, {picked}, a);
+  }
+
   void reduce_mean(const onnx::NodeProto& n, const Inputs& in) {
     const int x = data(n, in, 0);
     const ir::Shape shape = shape_of(x);
@@ -864,6 +984,7 @@ class Importer {
   std::unordered_map<std::string, const onnx::TensorProto*> initializers_;
   std::unordered_map<const ConstTensor*, int> materialized_;  // one IR constant per tensor, however many names
   std::unordered_set<std::string> consumed_;
+  std::unordered_set<const ConstTensor*> literals_;  // the outputs of Constant nodes
 };
 
 // Files that are clearly something else get a message that says what they are.

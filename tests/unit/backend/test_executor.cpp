@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "backend/executor.h"
@@ -110,6 +111,49 @@ TEST(Executor, ThreadsAreConfigurable) {
   EXPECT_EQ(thread_count(), 1);
   set_threads(2);
   EXPECT_EQ(thread_count(), 2);
+}
+
+// Slice with ONNX bounds (negative start, clamped end, step 2), then a select-like slice+squeeze,
+// concatenated: values must come out in the order ONNX defines.
+TEST(Executor, SliceFollowsOnnxBounds) {
+  Graph g;
+  const int x = g.add_input("x", {kBatch, 4, 1, 5}, Layout::kNCHW);
+  Attrs strided;
+  strided.axes = {1, 3};
+  strided.starts = {-3, 0};
+  strided.ends = {100, 100};
+  strided.steps = {1, 2};
+  const int a = g.add_node(OpKind::kSlice, "strided", {x}, strided);  // channels 1..3, columns 0,2,4
+  Attrs first;
+  first.axes = {1};
+  first.starts = {0};
+  first.ends = {1};
+  const int b = g.add_node(OpKind::kSlice, "first", {x}, first);
+  Attrs squeeze;
+  squeeze.axes = {1};
+  const int c = g.add_node(OpKind::kSqueeze, "squeeze", {b}, squeeze);
+  Attrs unsqueeze;
+  unsqueeze.axes = {1};
+  const int d = g.add_node(OpKind::kUnsqueeze, "unsqueeze", {c}, unsqueeze);
+  Attrs cols;
+  cols.axes = {3};
+  cols.starts = {-3};
+  cols.ends = {std::numeric_limits<std::int64_t>::max()};
+  const int e = g.add_node(OpKind::kSlice, "cols", {d}, cols);
+  Attrs cat;
+  cat.axis = 1;
+  g.outputs = {g.add_node(OpKind::kConcat, "cat", {a, e}, cat)};
+  ASSERT_TRUE(ir::verify(g).ok());
+  ASSERT_EQ(g.value(g.outputs[0]).shape, (ir::Shape{kBatch, 4, 1, 3}));
+  std::vector<float> input(20);
+  for (std::size_t i = 0; i < input.size(); ++i) input[i] = static_cast<float>(i);
+  auto exec = Executor::create(g);
+  ASSERT_TRUE(exec.ok()) << exec.error().message;
+  auto out = exec.value()->run(input.data(), 1);
+  ASSERT_TRUE(out.ok()) << out.error().message;
+  const std::vector<float> expected{5, 7, 9, 10, 12, 14, 15, 17, 19, 2, 3, 4};
+  ASSERT_EQ(out->size(), expected.size());
+  for (std::size_t i = 0; i < expected.size(); ++i) EXPECT_FLOAT_EQ((*out)[i], expected[i]) << i;
 }
 
 }  // namespace

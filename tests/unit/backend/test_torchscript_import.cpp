@@ -142,14 +142,14 @@ fs::path trace_model(const std::string& tag, const std::string& expression) {
   return model;
 }
 
-// Inception's transform_input (x[:, 0]), ShuffleNet's chunk and upsampling have no IR op: the
-// error names the op and a workaround that works, not "export to ONNX" (which fails the same way).
+// Indexing by a tensor of positions and upsampling have no IR op: the error names the op and a
+// workaround that works, not "export to ONNX" (which fails the same way).
 TEST(TorchScriptImport, OutOfScopeOpsSayWhatWorks) {
   struct Case {
     std::string tag, expression, op, why, hint;
   };
   const std::vector<Case> cases = {
-      {"slice", "torch.relu(x[:, 0:1])", "aten::slice", "no slice op", "transform_input=False"},
+      {"index", "torch.relu(x[:, torch.tensor([0, 2])])", "aten::index", "tensor of indices", "constant positions"},
       {"upsample", "F.interpolate(x, scale_factor=2.0)", "aten::upsample_nearest2d", "upsampling is out of scope", "crop the model"},
   };
   for (const Case& c : cases) {
@@ -163,6 +163,21 @@ TEST(TorchScriptImport, OutOfScopeOpsSayWhatWorks) {
     EXPECT_NE(graph.error().message.find(c.why), std::string::npos) << graph.error().message;
     EXPECT_NE(graph.error().hint.find(c.hint), std::string::npos) << graph.error().hint;
   }
+}
+
+// Inception's transform_input (x[:, i]), ShuffleNet's chunk and torch.split become IR Slices.
+TEST(TorchScriptImport, SlicingLowersToSlice) {
+  const fs::path model = trace_model(
+      "slicing", "(torch.cat([x[:, 0:1] * 2.0, x[:, 1].unsqueeze(1), *x.chunk(3, 1), *torch.split(x, [1, 2], dim=1)], 1), x[:, :, 1::2, :-4])");
+  if (model.empty()) GTEST_SKIP() << "needs /usr/bin/python3 with torch";
+  auto graph = backend::import_torchscript(model.string(), {1, 3, 8, 8});
+  fs::remove(model);
+  ASSERT_TRUE(graph.ok()) << graph.error().message << " / " << graph.error().hint;
+  ASSERT_EQ(graph->outputs.size(), 2U) << ir::dump(*graph);
+  EXPECT_EQ(graph->value(graph->outputs[0]).shape, (ir::Shape{ir::kBatch, 8, 8, 8})) << ir::dump(*graph);
+  EXPECT_EQ(graph->value(graph->outputs[1]).shape, (ir::Shape{ir::kBatch, 3, 4, 4})) << ir::dump(*graph);
+  const auto slices = std::count_if(graph->nodes.begin(), graph->nodes.end(), [](const ir::Node& n) { return n.op == ir::OpKind::kSlice; });
+  EXPECT_GE(slices, 8) << ir::dump(*graph);
 }
 
 // Rewrites <root>/version of a copy of a TorchScript archive.

@@ -127,6 +127,23 @@ TEST(Eom, F32RoundTripIsExact) {
   EXPECT_TRUE(std::isinf(m.graph.nodes[1].attrs.max));  // defaults are not written but restored
 }
 
+// Slice bounds are stored by name, INT64_MAX ("to the end") included.
+TEST(Eom, SliceAttrsRoundTrip) {
+  Graph g;
+  const int x = g.add_input("x", {ir::kBatch, 6, 5, 5}, ir::Layout::kNCHW);
+  Attrs a;
+  a.axes = {1, 3};
+  a.starts = {-4, 0};
+  a.ends = {std::numeric_limits<std::int64_t>::max(), 5};
+  a.steps = {1, 2};
+  g.outputs = {g.add_node(OpKind::kSlice, "slice", {x}, a)};
+  ASSERT_TRUE(ir::verify(g).ok());
+  const EomModel m = read_back(written(g));
+  EXPECT_EQ(ir::dump(m.graph), ir::dump(g));
+  EXPECT_EQ(m.graph.nodes[0].attrs.ends, a.ends);
+  EXPECT_EQ(m.graph.nodes[0].attrs.steps, a.steps);
+}
+
 struct Case {
   const char* label;
   Encoding encoding;

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <limits>
+#include <string>
+
 #include "ir/graph.h"
 #include "ir/text.h"
 
@@ -107,6 +110,67 @@ TEST(Ir, CatalogueNamesRoundTrip) {
     const auto kind = static_cast<OpKind>(k);
     EXPECT_EQ(op_from_name(op_name(kind)), kind);
   }
+}
+
+// Slice follows ONNX: negative bounds count from the end, out-of-range bounds clamp, steps round up.
+std::string ints_of(const Attrs& a) { return shape_to_string(a.axes) + shape_to_string(a.starts) + shape_to_string(a.ends) + shape_to_string(a.steps); }
+
+Shape slice_shape(const Shape& in, Attrs a) {
+  Graph g;
+  const int x = g.add_input("x", in, Layout::kNCHW);
+  g.outputs = {g.add_node(OpKind::kSlice, "slice", {x}, std::move(a))};
+  g.infer_shapes();
+  return g.value(g.outputs[0]).shape;
+}
+
+Attrs slice_attrs(std::vector<std::int64_t> axes, std::vector<std::int64_t> starts, std::vector<std::int64_t> ends,
+                  std::vector<std::int64_t> steps = {}) {
+  Attrs a;
+  a.axes = std::move(axes);
+  a.starts = std::move(starts);
+  a.ends = std::move(ends);
+  a.steps = std::move(steps);
+  return a;
+}
+
+TEST(Ir, SliceShapes) {
+  constexpr auto kEnd = std::numeric_limits<std::int64_t>::max();
+  EXPECT_EQ(slice_shape({kBatch, 24, 8, 8}, slice_attrs({1}, {0}, {12})), (Shape{kBatch, 12, 8, 8}));
+  EXPECT_EQ(slice_shape({kBatch, 24, 8, 8}, slice_attrs({1}, {12}, {kEnd})), (Shape{kBatch, 12, 8, 8}));
+  EXPECT_EQ(slice_shape({kBatch, 3, 8, 8}, slice_attrs({-3}, {-1}, {100})), (Shape{kBatch, 1, 8, 8}));
+  EXPECT_EQ(slice_shape({kBatch, 3, 8, 8}, slice_attrs({2, 3}, {-100, 1}, {5, 8}, {2, 3})), (Shape{kBatch, 3, 3, 3}));
+  // The symbolic batch may only be passed through whole.
+  EXPECT_EQ(slice_shape({kBatch, 3, 8, 8}, slice_attrs({0, 1}, {0, 1}, {kEnd, 2})), (Shape{kBatch, 1, 8, 8}));
+}
+
+TEST(Ir, SliceRejectsBadSlices) {
+  const std::vector<std::pair<Shape, Attrs>> cases = {
+      {{kBatch, 3, 8, 8}, slice_attrs({0}, {0}, {1})},          // the batch
+      {{kBatch, 3, 8, 8}, slice_attrs({1}, {2}, {0}, {-1})},    // negative step
+      {{kBatch, 3, 8, 8}, slice_attrs({1}, {0}, {3}, {0})},     // zero step
+      {{kBatch, 3, 8, 8}, slice_attrs({1}, {2}, {1})},          // empty
+      {{kBatch, 3, 8, 8}, slice_attrs({4}, {0}, {1})},          // axis out of range
+      {{kBatch, 3, 8, 8}, slice_attrs({1, 1}, {0, 0}, {1, 1})}, // repeated axis
+      {{kBatch, 3, 8, 8}, slice_attrs({1}, {0, 1}, {1})},       // lengths differ
+  };
+  for (const auto& [shape, attrs] : cases) {
+    Graph g;
+    const int x = g.add_input("x", shape, Layout::kNCHW);
+    g.outputs = {g.add_node(OpKind::kSlice, "bad_slice", {x}, attrs)};
+    const Status s = verify(g);
+    ASSERT_FALSE(s.ok()) << ints_of(attrs);
+    EXPECT_EQ(s.error().code, ErrorCode::kShapeMismatch);
+    EXPECT_NE(s.error().message.find("bad_slice"), std::string::npos) << s.error().message;
+  }
+}
+
+TEST(Ir, SliceDumpsItsAttrs) {
+  Graph g;
+  const int x = g.add_input("x", {kBatch, 4, 2, 2}, Layout::kNCHW);
+  g.outputs = {g.add_node(OpKind::kSlice, "half", {x}, slice_attrs({1}, {2}, {4}, {1}))};
+  ASSERT_TRUE(verify(g).ok());
+  EXPECT_NE(dump(g).find("half = Slice(x) axes=[1] starts=[2] ends=[4] steps=[1] -> f32[N,2,2,2]"), std::string::npos) << dump(g);
+  EXPECT_EQ(op_from_name("Slice"), OpKind::kSlice);
 }
 
 }  // namespace

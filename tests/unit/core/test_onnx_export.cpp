@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <random>
 
 #include "common/npy.h"
@@ -420,6 +421,21 @@ TEST(OnnxExport, EveryOpRoundTrips) {
   EXPECT_EQ(m.opset_import(0).version(), 13);
   for (const auto& n : m.graph().node()) EXPECT_NE(n.op_type(), "HardSwish");
   write_for_interop("wide_opset13", wide_graph(13), {}, wide_graph(13));
+}
+
+// Slice is written as ONNX Slice with constant starts/ends/axes/steps and reads back unchanged.
+TEST(OnnxExport, SliceRoundTrips) {
+  Graph g;
+  g.name = "slice";
+  const int x = g.add_input("x", {ir::kBatch, 6, 5, 5}, ir::Layout::kNCHW);
+  Attrs a;
+  a.axes = {1, 3};
+  a.starts = {-4, 0};
+  a.ends = {std::numeric_limits<std::int64_t>::max(), 5};
+  a.steps = {1, 2};
+  g.outputs = {g.add_node(OpKind::kRelu, "relu", {g.add_node(OpKind::kSlice, "slice", {x}, a)})};
+  ASSERT_TRUE(ir::verify(g).ok());
+  expect_same_ir_after_reimport(g);
 }
 
 TEST(OnnxExport, QdqInt8HasQuantizedWeightsAndActivations) {

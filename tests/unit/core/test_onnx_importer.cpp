@@ -19,6 +19,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -898,7 +899,7 @@ TEST(OnnxImporter, UnsupportedOpNamesOpNodeAndOpset) {
 // Out-of-scope ops that third-party vision models carry get op-specific advice in the hint.
 TEST(OnnxImporter, OutOfScopeOpsGiveAWorkaround) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"LRN", "LocalResponseNorm"}, {"LSTM", "recurrent"}, {"Upsample", "upsampling"}, {"Split", "channel split"}, {"Erf", "GELU"}};
+      {"LRN", "LocalResponseNorm"}, {"LSTM", "recurrent"}, {"Upsample", "upsampling"}, {"Erf", "GELU"}};
   for (const auto& [op, advice] : cases) {
     ModelBuilder b(13);
     b.input("x", {-1, 3, 4, 4});
@@ -1000,6 +1001,151 @@ TEST(OnnxImporter, HostileAttributesFailCleanly) {
   missing.node("Relu", {"nowhere"}, {"y"});
   missing.output("y");
   EXPECT_EQ(import_error(missing.bytes()).code, ErrorCode::kCorruptFile);
+}
+
+
+// ---- Slice, Split and Gather on run-time data ----
+
+const edgeopt::ir::Node* find_named(const Graph& g, OpKind op, const std::string& output) {
+  for (const auto& n : g.nodes) {
+    if (n.op == op && g.value(n.outputs[0]).name == output) return &n;
+  }
+  return nullptr;
+}
+
+// Opset 13 takes starts/ends/axes/steps as inputs; opset 9 as attributes. The whole-batch slice
+// PyTorch writes for x[:, ...] is dropped.
+TEST(OnnxImporter, SliceOnActivationsBecomesIrSlice) {
+  for (int opset : {9, 13}) {
+    ModelBuilder b(opset);
+    b.input("x", {-1, 8, 6, 6});
+    b.node("Relu", {"x"}, {"r"});
+    if (opset >= 10) {
+      b.ints("starts", {0, 2, -4});
+      b.ints("ends", {std::numeric_limits<std::int64_t>::max(), 100, -1});
+      b.ints("axes", {0, 1, 3});
+      b.ints("steps", {1, 2, 1});
+      b.node("Slice", {"r", "starts", "ends", "axes", "steps"}, {"y"});
+    } else {
+      auto* n = b.node("Slice", {"r"}, {"y"});
+      set_ints(n, "starts", {0, 2, -4});
+      set_ints(n, "ends", {std::numeric_limits<std::int64_t>::max(), 100, -1});
+      set_ints(n, "axes", {0, 1, 3});
+    }
+    b.output("y");
+    Graph g = import_ok(b);
+    const auto* slice = find_op(g, OpKind::kSlice);
+    ASSERT_NE(slice, nullptr) << "opset " << opset;
+    EXPECT_EQ(slice->attrs.axes, (std::vector<std::int64_t>{1, 3})) << "opset " << opset;
+    EXPECT_EQ(slice->attrs.starts, (std::vector<std::int64_t>{2, -4})) << "opset " << opset;
+    EXPECT_EQ(output_shape(g), (Shape{kBatch, opset >= 10 ? 3 : 6, 6, 3})) << "opset " << opset;
+  }
+}
+
+TEST(OnnxImporter, SliceRejectsNegativeStepsAndBatchSlices) {
+  for (const auto& [axis, step, what] : std::vector<std::tuple<std::int64_t, std::int64_t, std::string>>{{1, -1, "negative step"}, {0, 1, "batch"}}) {
+    ModelBuilder b(13);
+    b.input("x", {-1, 8, 6, 6});
+    b.ints("starts", {step < 0 ? -1 : 1});
+    b.ints("ends", {step < 0 ? -100 : 2});
+    b.ints("axes", {axis});
+    b.ints("steps", {step});
+    b.node("Slice", {"x", "starts", "ends", "axes", "steps"}, {"y"}, "the_slice");
+    b.output("y");
+    auto e = import_error(b.bytes());
+    EXPECT_EQ(e.code, ErrorCode::kUnsupportedOp) << what;
+    EXPECT_NE(e.message.find("the_slice"), std::string::npos) << e.message;
+    EXPECT_NE(e.message.find(what), std::string::npos) << e.message;
+  }
+}
+
+// ShuffleNet v2's channel split: explicit sizes (attribute before opset 13, input after), equal
+// parts, and opset 18's num_outputs with a smaller last part.
+TEST(OnnxImporter, SplitBecomesOneSlicePerOutput) {
+  struct Case {
+    int opset;
+    std::vector<std::int64_t> sizes;  // empty: equal parts
+    std::int64_t channels;
+    std::vector<std::int64_t> expect;
+  };
+  const std::vector<Case> cases = {
+      {11, {3, 5}, 8, {3, 5}}, {13, {2, 6}, 8, {2, 6}}, {13, {}, 8, {4, 4}}, {18, {}, 7, {4, 3}}};
+  for (const Case& c : cases) {
+    ModelBuilder b(c.opset);
+    b.input("x", {-1, c.channels, 4, 4});
+    std::vector<std::string> inputs{"x"};
+    if (!c.sizes.empty() && c.opset >= 13) {
+      b.ints("split", c.sizes);
+      inputs.push_back("split");
+    }
+    auto* n = b.node("Split", inputs, {"a", "b"}, "the_split");
+    set_int(n, "axis", 1);
+    if (!c.sizes.empty() && c.opset < 13) set_ints(n, "split", c.sizes);
+    if (c.opset >= 18) set_int(n, "num_outputs", 2);
+    b.node("Relu", {"a"}, {"ra"});
+    b.node("Relu", {"b"}, {"rb"});
+    set_int(b.node("Concat", {"rb", "ra"}, {"y"}), "axis", 1);
+    b.output("y");
+    Graph g = import_ok(b);
+    EXPECT_EQ(count_op(g, OpKind::kSlice), 2) << "opset " << c.opset;
+    const auto* a = find_named(g, OpKind::kSlice, "a");
+    const auto* second = find_named(g, OpKind::kSlice, "b");
+    ASSERT_NE(a, nullptr) << "opset " << c.opset;
+    ASSERT_NE(second, nullptr) << "opset " << c.opset;
+    EXPECT_EQ(g.value(a->outputs[0]).shape, (Shape{kBatch, c.expect[0], 4, 4})) << "opset " << c.opset;
+    EXPECT_EQ(g.value(second->outputs[0]).shape, (Shape{kBatch, c.expect[1], 4, 4})) << "opset " << c.opset;
+    EXPECT_EQ(second->attrs.starts, (std::vector<std::int64_t>{c.expect[0]})) << "opset " << c.opset;
+    EXPECT_EQ(output_shape(g), (Shape{kBatch, c.channels, 4, 4})) << "opset " << c.opset;
+  }
+}
+
+TEST(OnnxImporter, SplitSizesThatDoNotAddUpAreCorrupt) {
+  ModelBuilder b(13);
+  b.input("x", {-1, 8, 4, 4});
+  b.ints("split", {3, 3});
+  set_int(b.node("Split", {"x", "split"}, {"a", "b"}, "bad_split"), "axis", 1);
+  b.output("a");
+  auto e = import_error(b.bytes());
+  EXPECT_EQ(e.code, ErrorCode::kCorruptFile);
+  EXPECT_NE(e.message.find("bad_split"), std::string::npos) << e.message;
+}
+
+// Inception v3's transform_input: x[:, i] is Gather(axis 1, scalar i), then Unsqueeze and Concat.
+TEST(OnnxImporter, GatherOfOneConstantIndexBecomesSlice) {
+  ModelBuilder b(13);
+  b.input("x", {-1, 3, 4, 4});
+  b.ints("i0", {0}, true);
+  b.ints("i2", {-1}, true);
+  b.ints("i1", {1});
+  set_int(b.node("Gather", {"x", "i0"}, {"c0"}), "axis", 1);
+  set_int(b.node("Gather", {"x", "i2"}, {"c2"}), "axis", 1);
+  set_int(b.node("Gather", {"x", "i1"}, {"c1"}), "axis", 1);  // a 1-element index keeps the axis
+  b.ints("axes", {1});
+  b.node("Unsqueeze", {"c0", "axes"}, {"u0"});
+  b.node("Unsqueeze", {"c2", "axes"}, {"u2"});
+  set_int(b.node("Concat", {"u2", "c1", "u0"}, {"y"}), "axis", 1);
+  b.output("y");
+  Graph g = import_ok(b);
+  EXPECT_EQ(count_op(g, OpKind::kSlice), 3);
+  EXPECT_EQ(count_op(g, OpKind::kSqueeze), 2);
+  EXPECT_EQ(output_shape(g), (Shape{kBatch, 3, 4, 4}));
+  const auto* last = find_named(g, OpKind::kSqueeze, "c2");
+  ASSERT_NE(last, nullptr);
+  const auto& slice = g.nodes[static_cast<std::size_t>(last - g.nodes.data()) - 1];
+  EXPECT_EQ(slice.attrs.starts, (std::vector<std::int64_t>{2}));
+  EXPECT_EQ(g.value(last->outputs[0]).shape, (Shape{kBatch, 4, 4}));
+}
+
+TEST(OnnxImporter, GatherWithManyOrRunTimeIndicesIsUnsupported) {
+  ModelBuilder b(13);
+  b.input("x", {-1, 3, 4, 4});
+  b.ints("idx", {0, 2});
+  set_int(b.node("Gather", {"x", "idx"}, {"y"}, "many"), "axis", 1);
+  b.output("y");
+  auto e = import_error(b.bytes());
+  EXPECT_EQ(e.code, ErrorCode::kUnsupportedOp);
+  EXPECT_NE(e.message.find("many"), std::string::npos) << e.message;
+  EXPECT_NE(e.message.find("one constant index"), std::string::npos) << e.message;
 }
 
 }  // namespace

@@ -38,8 +38,13 @@ test-unit: build
 	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
 
 # Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
+# The ONNX exporter's C++ tests leave their exports (with reference outputs) for ONNX Runtime to check.
+EXPORTS_DIR := $(abspath $(BUILD))/onnx-exports
+
 test-interop: build pydeps
-	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/interop
+	mkdir -p $(EXPORTS_DIR) && EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) $(BUILD)/edgeopt_core_tests --gtest_filter='OnnxExport*' > /dev/null
+	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) \
+	  $(PYTHON) -m pytest -q tests/interop
 
 # Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
 fuzz: deps

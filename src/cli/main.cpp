@@ -182,6 +182,11 @@ int cmd_evaluate(const std::string& path, const CommonOptions& common, const Eva
                 static_cast<long long>(result->correct), static_cast<long long>(result->samples), 100 * result->ci95_low,
                 100 * result->ci95_high);
     std::printf("dataset %s: %s\npreprocessing %s\n", dataset->name.c_str(), dataset->split_note.c_str(), norm.describe().c_str());
+    if (preprocessing.contains("auto")) {
+      std::printf("chosen by --normalize auto on %lld training images:", static_cast<long long>(preprocessing["auto"]["calibration_images"].get<std::int64_t>()));
+      for (const auto& [name, acc] : preprocessing["auto"]["accuracy_by_candidate"].items()) std::printf(" %s %.1f %%", name.c_str(), 100 * acc.get<double>());
+      std::printf("\n");
+    }
     for (const auto& note : pl::conversion_notes(dataset->test, spec.value())) std::printf("note: %s\n", note.c_str());
   }
   return 0;

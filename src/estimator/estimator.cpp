@@ -29,11 +29,14 @@ struct Params {
   double fixed_ms = 0.1;
   double sigma = 0.1;
   double mem_sigma = 0.5;
-  double sync_s = 0;  // per-layer cost of each extra thread (barriers, wake-ups)
+  double sync_s = 0;   // per-layer cost of each extra thread (barriers, wake-ups)
+  double kdepth = 0;   // operand reuse (MACs per element moved) at which a GEMM runs at half efficiency
+  double overlap = 0;  // share of the shorter of compute and memory that the core cannot hide
 };
 
-Params resolve(const Calibration& c, const std::string& device, const std::string& runtime, Unit unit,
-               Precision compute, std::set<std::string>& used) {
+Params resolve(const Calibration& c, const Device& dev, const std::string& runtime, Unit unit, Precision compute,
+               std::set<std::string>& used) {
+  const std::string& device = dev.id;
   auto get = [&](const std::string& key, const std::string& family) {
     used.insert(key);
     return c.get(key, family, unit);
@@ -45,6 +48,10 @@ Params resolve(const Calibration& c, const std::string& device, const std::strin
   auto& rel = p.rel;
   rel[static_cast<int>(LayerClass::kConv)] = 1;
   rel[static_cast<int>(LayerClass::kConv3x3)] = get("wino/" + runtime, "wino");
+  // Winograd's transforms are loads and stores: a core with one load/store pipe (the in-order
+  // A53) gains less from it than the runtime's average core.
+  if (unit == Unit::kCpu)
+    rel[static_cast<int>(LayerClass::kConv3x3)] *= get("winocore/" + dev.microarchitecture, "winocore");
   rel[static_cast<int>(LayerClass::kPointwise)] = get("pw/" + runtime, "pw");
   rel[static_cast<int>(LayerClass::kDepthwise)] = get("dw/" + runtime, "dw");
   rel[static_cast<int>(LayerClass::kGroupedConv)] = get("gconv/" + runtime, "gconv");
@@ -53,8 +60,12 @@ Params resolve(const Calibration& c, const std::string& device, const std::strin
   p.cache_x = get("cache_x/" + u, "cache_x");
   p.ovh_s = get("ovh/" + runtime + "/" + u, "ovh") * 1e-6;
   p.fixed_ms = get("fixed/" + runtime + "/" + u, "fixed");
+  // On a CPU the reuse knee is the core's (in-order cores cannot hide operand loads behind FMAs);
+  // on a GPU or TPU it is the runtime's kernels'.
+  p.kdepth = unit == Unit::kCpu ? get("kdepth/" + dev.microarchitecture, "kdepth") : get("kdepth/" + runtime, "kdepth");
   if (unit == Unit::kCpu) {
-    p.sigma = get("sigma/" + device, "sigma");
+    p.sigma = get("sigma/" + device, "sigma") * get("tsc/" + runtime, "tsc");
+    p.overlap = get("overlap/" + dev.microarchitecture, "overlap");
     p.mem_sigma = get("memsig/" + device, "memsig");
     p.sync_s = get("sync/" + runtime + "/" + u, "sync") * 1e-6;
   }
@@ -75,7 +86,17 @@ struct LayerResult {
 LayerResult layer_time(const Layer& l, const Params& p, const UnitSpeed& speed, double act_bytes, double weight_bytes,
                        bool weights_on_chip) {
   if (l.cls == LayerClass::kFused || l.cls == LayerClass::kView) return {};
-  const double rel = p.rel[static_cast<int>(l.cls)];
+  double rel = p.rel[static_cast<int>(l.cls)];
+  if (l.cls != LayerClass::kDepthwise && l.macs > 0 && l.output_elems > 0 && l.params > 0) {
+    // Operand reuse: a GEMM-like layer with reduction depth K and N output channels does
+    // I = K N / (K + N) MACs per activation element it reads or writes. Micro-kernels need both
+    // dimensions deep to keep the FMA units busy (MobileNet v2's 16-channel expansions and
+    // 24-channel projections are not), so efficiency falls as I / (I + kdepth).
+    const double k = static_cast<double>(l.macs) / static_cast<double>(l.output_elems);
+    const double n = static_cast<double>(l.params) / k;
+    const double reuse = k * n / (k + n);
+    rel *= reuse / (reuse + p.kdepth);
+  }
   const double compute =
       l.macs > 0 && rel > 0 ? static_cast<double>(l.macs) / (speed.peak_macs_per_s * p.eff * rel) : 0.0;
   const double act = static_cast<double>(l.input_elems + l.output_elems) * act_bytes;
@@ -84,7 +105,8 @@ LayerResult layer_time(const Layer& l, const Params& p, const UnitSpeed& speed, 
   double bandwidth = speed.dram_bytes_per_s * p.mem;
   if (bytes <= speed.cache_bytes) bandwidth *= p.cache_x;
   const double memory = bandwidth > 0 ? bytes / bandwidth : 0.0;
-  return {std::max(compute, memory) + p.ovh_s, memory > compute};
+  // An in-order core stalls on misses its prefetchers miss: part of the shorter term is not hidden.
+  return {std::max(compute, memory) + p.overlap * std::min(compute, memory) + p.ovh_s, memory > compute};
 }
 
 Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibration& cal, const EstimateOptions& o) {
@@ -191,7 +213,7 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   const double act_bytes = precision_bytes(rp->compute == Precision::kInt4 ? Precision::kInt8 : rp->compute);
   const double weight_bytes = act_bytes;  // runtimes without INT4 kernels unpack INT4 weights at load
   std::set<std::string> used;
-  Params p = resolve(cal, device->id, runtime->id, runtime->unit, rp->compute, used);
+  Params p = resolve(cal, *device, runtime->id, runtime->unit, rp->compute, used);
 
   UnitSpeed speed;
   speed.dram_bytes_per_s = device->dram_gbs * 1e9;
@@ -262,7 +284,7 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
     const RuntimeSupport* cpu_rt = device->find_runtime("tflite");
     const Precision cpu_prec = cpu_rt && cpu_rt->find(Precision::kInt8) ? Precision::kInt8 : Precision::kFp32;
     const std::string cpu_name = cpu_rt ? cpu_rt->id : "tflite";
-    Params cp = resolve(cal, device->id, cpu_name, Unit::kCpu, cpu_prec, used);
+    Params cp = resolve(cal, *device, cpu_name, Unit::kCpu, cpu_prec, used);
     cp.ovh_s += cp.sync_s * (device->cpu_cores - 1);
     UnitSpeed cpu;
     const double s = device->cpu_cores / (1 + cp.sigma * (device->cpu_cores - 1));

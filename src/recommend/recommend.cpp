@@ -30,7 +30,9 @@ struct Metrics {
   bool fits = true;
   double drop_points = 0;
   double drop_percent = 0;
+  bool has_memory = false;
   double score = 0;
+  ScoreTerms terms;
   double score_low = 0, score_high = 0;  // pessimistic / optimistic within the intervals
   bool feasible = true;
   std::vector<Violation> violations;
@@ -66,31 +68,28 @@ void check_input(const Request& r) {
   }
 }
 
-// 1 for the best value, 0 for the worst, on a log scale for ratios (size, latency).
-double normalise(double value, double best, double worst, bool log_scale) {
-  if (log_scale) {
-    value = std::log(value);
-    best = std::log(best);
-    worst = std::log(worst);
-  }
-  if (std::fabs(worst - best) < 1e-12) return 1;
-  return std::clamp((worst - value) / (worst - best), 0.0, 1.0);
-}
-
+// No worse on accuracy, size, latency and memory (those both have), better on at least one.
 bool dominates(const Metrics& a, const Metrics& b) {
-  const bool ge =
-      a.accuracy >= b.accuracy && a.size <= b.size && (!a.has_latency || !b.has_latency || a.latency <= b.latency);
+  const bool lat = a.has_latency && b.has_latency;
+  const bool mem = a.has_memory && b.has_memory;
+  const bool ge = a.accuracy >= b.accuracy && a.size <= b.size && (!lat || a.latency <= b.latency) &&
+                  (!mem || a.memory <= b.memory);
   const bool gt =
-      a.accuracy > b.accuracy || a.size < b.size || (a.has_latency && b.has_latency && a.latency < b.latency);
+      a.accuracy > b.accuracy || a.size < b.size || (lat && a.latency < b.latency) || (mem && a.memory < b.memory);
   return ge && gt;
 }
 
-// Better first: score, then the tie-breaks (accuracy, size, latency, name) so ties are stable.
+// Scores closer than this are a tie (they are sums of logs and ratios of measured numbers).
+constexpr double kScoreTie = 1e-9;
+
+// Better first: score, then the tie-breaks (higher accuracy, smaller size, lower latency, lower
+// memory, then the technique name) so the order never depends on the input order.
 bool better(const Metrics& a, const Metrics& b) {
-  if (std::fabs(a.score - b.score) > 1e-9) return a.score > b.score;
+  if (std::fabs(a.score - b.score) > kScoreTie) return a.score > b.score;
   if (a.accuracy != b.accuracy) return a.accuracy > b.accuracy;
   if (a.size != b.size) return a.size < b.size;
   if (a.latency != b.latency) return a.latency < b.latency;
+  if (a.memory != b.memory) return a.memory < b.memory;
   return a.v->technique < b.v->technique;
 }
 
@@ -106,7 +105,8 @@ std::string ratio_text(double winner, double other, const char* faster, const ch
 std::string compare(const Metrics& a, const Metrics& b) {
   std::vector<std::string> parts;
   if (a.has_latency && b.has_latency) {
-    if (auto t = ratio_text(a.latency, b.latency, "faster (estimated)", "slower (estimated)"); !t.empty()) parts.push_back(t);
+    if (auto t = ratio_text(a.latency, b.latency, "faster (estimated)", "slower (estimated)"); !t.empty())
+      parts.push_back(t);
   }
   if (auto t = ratio_text(a.size, b.size, "smaller", "larger"); !t.empty()) parts.push_back(t);
   const double d = a.accuracy - b.accuracy;
@@ -116,6 +116,36 @@ std::string compare(const Metrics& a, const Metrics& b) {
   std::string out;
   for (const auto& p : parts) out += (out.empty() ? "" : ", ") + p;
   return out;
+}
+
+// The terms that decide between `a` and `b`, largest first: "size +0.99 (3.9x smaller), accuracy
+// -0.85 (0.8 pt less accurate)", each signed from a's side.
+std::string deciding_terms(const Metrics& a, const Metrics& b) {
+  struct Term {
+    const char* name;
+    double diff;
+    std::string what;
+  };
+  std::vector<Term> terms;
+  const double dacc = a.accuracy - b.accuracy;
+  terms.push_back({"accuracy", a.terms.accuracy - b.terms.accuracy,
+                   fmt("%.2f pt ", std::fabs(dacc)) + (dacc >= 0 ? "more accurate" : "less accurate")});
+  terms.push_back({"size", a.terms.size - b.terms.size, ratio_text(a.size, b.size, "smaller", "larger")});
+  if (a.has_latency && b.has_latency)
+    terms.push_back(
+        {"latency", a.terms.latency - b.terms.latency, ratio_text(a.latency, b.latency, "faster", "slower")});
+  if (a.has_memory && b.has_memory)
+    terms.push_back(
+        {"memory", a.terms.memory - b.terms.memory, ratio_text(a.memory, b.memory, "less memory", "more memory")});
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const Term& x, const Term& y) { return std::fabs(x.diff) > std::fabs(y.diff); });
+  std::string out;
+  for (const auto& t : terms) {
+    if (std::fabs(t.diff) < 0.005) continue;
+    out += (out.empty() ? "" : ", ") + std::string(t.name) + fmt(" %+.2f", t.diff);
+    if (!t.what.empty()) out += " (" + t.what + ")";
+  }
+  return out.empty() ? "no term differs" : out;
 }
 
 Recommendation run(const Request& r) {
@@ -148,6 +178,7 @@ Recommendation run(const Request& r) {
       x.latency_low = e->latency_ms_low > 0 ? e->latency_ms_low : e->latency_ms;
       x.latency_high = e->latency_ms_high > 0 ? e->latency_ms_high : e->latency_ms;
       x.memory = static_cast<double>(e->peak_memory_bytes);
+      x.has_memory = e->peak_memory_bytes > 0;
       x.fits = e->fits_in_memory;
     } else {
       all_latency = false;
@@ -155,6 +186,9 @@ Recommendation run(const Request& r) {
     x.drop_points = baseline->accuracy - v.accuracy;
     x.drop_percent = baseline->accuracy > 0 ? 100 * x.drop_points / baseline->accuracy : 0;
   }
+  bool all_memory = all_latency;
+  for (const auto& x : m) all_memory = all_memory && x.has_memory;
+  for (auto& x : m) x.has_memory = all_memory;
   if (!all_latency) {
     for (auto& x : m) x.has_latency = false;
     rec.notes.push_back(r.device.empty() ? std::string("no device estimates: latency is left out of the score")
@@ -199,34 +233,35 @@ Recommendation run(const Request& r) {
   }
   if (L.max_latency_ms && !all_latency) rec.notes.push_back("max latency is not checked: device estimates are missing");
 
-  // Scores over normalised metrics; the interval ends give pessimistic and optimistic scores.
-  GoalWeights w = rec.weights;
-  if (!all_latency) {
-    const double rest = w.accuracy + w.size;
-    w = {w.accuracy / rest, w.size / rest, 0};
-  }
-  double acc_best = 0, acc_worst = 100, size_best = 1e300, size_worst = 0, lat_best = 1e300, lat_worst = 0;
-  for (const auto& x : m) {
-    acc_best = std::max(acc_best, x.accuracy);
-    acc_worst = std::min(acc_worst, x.accuracy);
-    size_best = std::min(size_best, x.size);
-    size_worst = std::max(size_worst, x.size);
-    if (x.has_latency) {
-      lat_best = std::min(lat_best, x.latency);
-      lat_worst = std::max(lat_worst, x.latency);
-    }
-  }
+  // Scores against the baseline (docs/recommend.md): each term is a weight times a scale-free
+  // quantity, so a variant's score never depends on which other variants are in the run.
+  const GoalWeights& w = rec.weights;
+  double tolerance = r.accuracy_tolerance_points;
+  if (!std::isfinite(tolerance) || tolerance <= 0) tolerance = 1.0;
+  if (L.max_accuracy_drop_points) tolerance = std::min(tolerance, *L.max_accuracy_drop_points);
+  if (L.max_accuracy_drop_percent)
+    tolerance = std::min(tolerance, *L.max_accuracy_drop_percent * baseline->accuracy / 100);
+  tolerance = std::max(tolerance, 0.1);
+  rec.accuracy_tolerance_points = tolerance;
+  rec.baseline = baseline->technique;
+  const Metrics& base = m[static_cast<std::size_t>(baseline - &r.variants[0])];
   for (auto& x : m) {
-    auto score = [&](double acc, double lat) {
-      double s = w.accuracy * normalise(acc, acc_best, acc_worst, false) +
-                 w.size * normalise(x.size, size_best, size_worst, true);
-      if (x.has_latency) s += w.latency * normalise(lat, lat_best, lat_worst, true);
-      return s;
+    auto terms = [&](double acc, double lat) {
+      ScoreTerms t;
+      t.accuracy = -w.accuracy * (base.accuracy - acc) / tolerance;
+      t.size = w.size * std::log2(base.size / x.size);
+      if (x.has_latency) t.latency = w.latency * std::log2(base.latency / lat);
+      if (x.has_memory) t.memory = w.memory * std::log2(base.memory / x.memory);
+      return t;
     };
-    x.score = score(x.accuracy, x.latency);
-    x.score_low = score(x.accuracy - x.ci, x.latency_high);
-    x.score_high = score(x.accuracy + x.ci, x.latency_low);
+    auto sum = [](const ScoreTerms& t) { return t.accuracy + t.size + t.latency + t.memory; };
+    x.terms = terms(x.accuracy, x.latency);
+    x.score = sum(x.terms);
+    x.score_low = sum(terms(x.accuracy - x.ci, x.latency_high));
+    x.score_high = sum(terms(x.accuracy + x.ci, x.latency_low));
   }
+  if (!all_memory && all_latency)
+    rec.notes.push_back("peak memory is missing for some variant: memory is left out of the score");
 
   // Pareto front over accuracy, size and latency (all variants).
   for (auto& x : m) {
@@ -310,6 +345,7 @@ Recommendation run(const Request& r) {
     RankedVariant rv;
     rv.technique = x->v->technique;
     rv.score = x->score;
+    rv.terms = x->terms;
     rv.feasible = x->feasible;
     rv.pareto = x->dominated_by.empty();
     rv.dominated_by = x->dominated_by;
@@ -323,8 +359,9 @@ Recommendation run(const Request& r) {
     } else if (!x->dominated_by.empty()) {
       rv.verdict = "dominated by " + x->dominated_by + " (at least as accurate, small and fast)";
     } else {
-      rv.verdict = "lower " + rec.goal + " score " + fmt("%.3f", x->score) + fmt(" vs %.3f", winner->score) + ": " +
-                   compare(*x, *winner) + " than " + winner->v->technique;
+      rv.verdict = "lower " + rec.goal + " score " + fmt("%.3f", x->score) + fmt(" vs %.3f", winner->score) +
+                   fmt(" (by %.3f)", winner->score - x->score) + ": " + compare(*x, *winner) + " than " +
+                   winner->v->technique + "; decided by " + deciding_terms(*x, *winner);
     }
     rec.ranking.push_back(std::move(rv));
   }
@@ -368,9 +405,10 @@ Recommendation run(const Request& r) {
                 compare(*winner, m[static_cast<std::size_t>(baseline - &r.variants[0])]);
     }
     reason += ".";
-    if (runner)
-      reason +=
-          " Runner-up " + runner->v->technique + fmt(" (%.3f) is ", runner->score) + compare(*runner, *winner) + ".";
+    if (runner) {
+      reason += " Runner-up " + runner->v->technique + fmt(" (%.3f) is ", runner->score) + compare(*runner, *winner) +
+                "; the winner's edge by term: " + deciding_terms(*winner, *runner) + ".";
+    }
     if (!rec.relaxations.empty()) reason += " " + rec.relaxations.front().text + ".";
   } else {
     reason = "No variant meets every limit. The closest is " + winner->v->technique + ", which misses: ";
@@ -413,18 +451,19 @@ std::optional<Goal> goal_from_name(std::string_view name) {
   return std::nullopt;
 }
 
+// Per unit: one tolerance of accuracy drop, one halving of size, latency or memory (docs/recommend.md).
 GoalWeights goal_weights(Goal goal) {
   switch (goal) {
     case Goal::kBalanced:
-      return {0.4, 0.3, 0.3};
+      return {1.0, 0.5, 0.5, 0.25};
     case Goal::kSize:
-      return {0.2, 0.6, 0.2};
+      return {0.25, 1.0, 0.25, 0.25};
     case Goal::kSpeed:
-      return {0.2, 0.2, 0.6};
+      return {0.25, 0.25, 1.0, 0.0};
     case Goal::kAccuracy:
-      return {0.7, 0.15, 0.15};
+      return {1.0, 0.0, 0.0, 0.0};  // the most accurate; the tie-breaks order equal accuracies
   }
-  return {0.4, 0.3, 0.3};
+  return {1.0, 0.5, 0.5, 0.25};
 }
 
 Result<Recommendation> recommend(const Request& request) {
@@ -436,6 +475,11 @@ json recommendation_to_json(const Recommendation& r) {
   for (const auto& v : r.ranking) {
     ranking.push_back({{"technique", v.technique},
                        {"score", v.score},
+                       {"terms",
+                        {{"accuracy", v.terms.accuracy},
+                         {"size", v.terms.size},
+                         {"latency", v.terms.latency},
+                         {"memory", v.terms.memory}}},
                        {"feasible", v.feasible},
                        {"pareto", v.pareto},
                        {"dominated_by", v.dominated_by},
@@ -449,7 +493,13 @@ json recommendation_to_json(const Recommendation& r) {
           {"confidence", r.confidence},
           {"meets_limits", r.meets_limits},
           {"goal", r.goal},
-          {"weights", {{"accuracy", r.weights.accuracy}, {"size", r.weights.size}, {"latency", r.weights.latency}}},
+          {"weights",
+           {{"accuracy", r.weights.accuracy},
+            {"size", r.weights.size},
+            {"latency", r.weights.latency},
+            {"memory", r.weights.memory}}},
+          {"accuracy_tolerance_points", r.accuracy_tolerance_points},
+          {"baseline", r.baseline},
           {"reasoning", r.reasoning},
           {"ranking", ranking},
           {"pareto", r.pareto},

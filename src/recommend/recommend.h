@@ -19,11 +19,17 @@ enum class Goal : std::uint8_t { kBalanced, kSize, kSpeed, kAccuracy };
 const char* goal_name(Goal goal);
 std::optional<Goal> goal_from_name(std::string_view name);
 
-// Weights over normalised metrics (each in [0, 1], 1 = best among the variants); they sum to 1.
+// How much one unit of each term is worth under a goal (docs/recommend.md). A variant's score is
+//   - accuracy * drop_points / tolerance + size * log2(base_size / size)
+//   + latency * log2(base_latency / latency) + memory * log2(base_memory / memory)
+// against the baseline variant, so it depends on that variant alone and never on which other
+// variants are in the run: 2x smaller is worth `size` whatever the sizes are, and a drop of one
+// tolerance (1 pt by default) costs `accuracy`.
 struct GoalWeights {
   double accuracy = 0;
   double size = 0;
   double latency = 0;
+  double memory = 0;
 };
 GoalWeights goal_weights(Goal goal);
 
@@ -61,6 +67,10 @@ struct Request {
   std::string device;             // whose estimates count; empty: the first estimate of each variant
   Goal goal = Goal::kBalanced;
   Limits limits;
+  // The accuracy drop (points) that costs one `accuracy` weight. A stricter drop limit replaces
+  // it (a tighter limit says accuracy matters more); a looser one does not (a limit is a bound,
+  // not indifference). Floored at 0.1 pt.
+  double accuracy_tolerance_points = 1.0;
 };
 
 struct Violation {
@@ -70,9 +80,18 @@ struct Violation {
   std::string text;   // "accuracy drop 1.30 pt > 1.00 pt (by 0.30 pt)"
 };
 
+// Each term's contribution to a score (they add up to it); positive is better.
+struct ScoreTerms {
+  double accuracy = 0;
+  double size = 0;
+  double latency = 0;
+  double memory = 0;
+};
+
 struct RankedVariant {
   std::string technique;
   double score = 0;
+  ScoreTerms terms;
   bool feasible = true;
   bool pareto = false;
   std::string dominated_by;  // empty when on the Pareto front
@@ -93,6 +112,8 @@ struct Recommendation {
   bool meets_limits = true;
   std::string goal;
   GoalWeights weights;
+  double accuracy_tolerance_points = 1.0;  // the tolerance actually used
+  std::string baseline;                    // the reference of drops and ratios
   std::string reasoning;
   std::vector<RankedVariant> ranking;  // best first
   std::vector<std::string> pareto;

@@ -304,10 +304,7 @@ TEST(Estimator, UncalibratedDevicesGetAWiderInterval) {
 }
 
 // ---- calibration acceptance (issue 4): LOMO median error <= 20 % and >= 70 % of rows within
-// +-25 % for each device with at least five rows. Devices listed here do not meet it yet
-// (docs/estimator.md says why); the test fails if one of them starts passing, so the list stays true.
-const std::set<std::string> kKnownMisses = {"raspberry_pi_3b_plus", "raspberry_pi_4"};
-
+// +-25 % for every device with at least five rows (docs/estimator.md).
 TEST(Calibration, LeaveOneModelOutMeetsTheBarPerDevice) {
   auto rows = load_measurements(kRoot + "/data/estimator/measurements.csv");
   ASSERT_TRUE(rows.ok()) << rows.error().to_string();
@@ -322,15 +319,10 @@ TEST(Calibration, LeaveOneModelOutMeetsTheBarPerDevice) {
   for (const auto& s : v->per_device) {
     if (s.rows < 5) continue;
     ++checked;
-    const bool pass = s.median_abs_error <= 0.20 && s.within_25 >= 0.70;
-    if (kKnownMisses.count(s.group)) {
-      EXPECT_FALSE(pass) << s.group << " now meets the bar: remove it from kKnownMisses and from docs/estimator.md";
-    } else {
-      EXPECT_LE(s.median_abs_error, 0.20) << s.group;
-      EXPECT_GE(s.within_25, 0.70) << s.group;
-    }
+    EXPECT_LE(s.median_abs_error, 0.20) << s.group;
+    EXPECT_GE(s.within_25, 0.70) << s.group;
   }
-  EXPECT_GE(checked, 6);
+  EXPECT_GE(checked, 7);
 
   // The committed calibration.json is what `make calibrate` produces from these inputs.
   for (const auto& [key, value] : v->fitted.params) {

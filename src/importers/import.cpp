@@ -1,5 +1,7 @@
 #include "importers/import.h"
 
+#include "format/eom.h"
+
 #include <onnx/onnx_pb.h>
 
 #include <algorithm>
@@ -15,7 +17,7 @@
 namespace edgeopt {
 namespace {
 
-constexpr const char* kSupportedList = "ONNX, Keras .h5/.keras, TorchScript .pt";
+constexpr const char* kSupportedList = "ONNX, Keras .h5/.keras, TorchScript .pt, EdgeOpt .eom";
 constexpr const char* kExportTorchScript = "torch.jit.save(torch.jit.script(model.eval()), \"model.pt\")";
 constexpr const char* kExportOnnx = "torch.onnx.export(model.eval(), torch.randn(1, 3, 224, 224), \"model.onnx\")";
 
@@ -141,6 +143,8 @@ const char* model_format_name(ModelFormat format) {
       return "keras-v3";
     case ModelFormat::kTorchScript:
       return "torchscript";
+    case ModelFormat::kEom:
+      return "eom";
   }
   return "?";
 }
@@ -164,6 +168,7 @@ Result<ModelFormat> detect_model_format(const std::string& path) {
            "the upload or save did not finish; write the file again");
     }
     if (is_hdf5(head)) return ModelFormat::kKerasH5;
+    if (head.size() >= 4 && std::string_view(head).substr(0, 4) == std::string_view(format::kEomMagic, 4)) return ModelFormat::kEom;
     if (is_zip(head)) return detect_zip(path);
     if (is_raw_pickle(head)) refuse_pickle(path, guess_pickle_kind(head));
     if (is_onnx(path)) return ModelFormat::kOnnx;
@@ -184,6 +189,8 @@ Result<ImportedModel> import_model_without_torch(const std::string& path) {
         return keras_import::import_h5(path);
       case ModelFormat::kKerasV3:
         return keras_import::import_keras_v3(path);
+      case ModelFormat::kEom:
+        return format::read_eom(path);
       case ModelFormat::kTorchScript:
         break;
     }

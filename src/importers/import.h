@@ -8,8 +8,8 @@
 
 namespace edgeopt {
 
-enum class ModelFormat { kOnnx, kKerasH5, kKerasV3, kTorchScript };
-const char* model_format_name(ModelFormat format);  // "onnx", "keras-h5", "keras-v3", "torchscript"
+enum class ModelFormat { kOnnx, kKerasH5, kKerasV3, kTorchScript, kEom };
+const char* model_format_name(ModelFormat format);  // "onnx", "keras-h5", "keras-v3", "torchscript", "eom"
 
 struct ImportedModel {
   ModelFormat format = ModelFormat::kOnnx;

@@ -6,7 +6,9 @@
 #include <fstream>
 #include <random>
 
+#include "format/eom.h"
 #include "importers/import.h"
+#include "ir/text.h"
 
 namespace edgeopt {
 namespace {
@@ -107,9 +109,24 @@ TEST_F(DetectTest, ExtensionIsNeverTrusted) {
   if (!h5_as_keras.empty()) expect_format(h5_as_keras, ModelFormat::kKerasH5);
   expect_error(write("notes.onnx", "this is a text file, not a model\n"), ErrorCode::kUnsupportedFormat);
   Result<ModelFormat> text = detect_model_format(dir_ / "notes.onnx");
-  EXPECT_NE(text.error().message.find("not a model file EdgeOpt reads (ONNX, Keras .h5/.keras, TorchScript .pt)"),
+  EXPECT_NE(text.error().message.find("not a model file EdgeOpt reads (ONNX, Keras .h5/.keras, TorchScript .pt, EdgeOpt .eom)"),
             std::string::npos)
       << text.error().message;
+}
+
+TEST_F(DetectTest, EomFilesAreModelsToo) {
+  ir::Graph g;
+  g.name = "tiny";
+  const int x = g.add_input("x", {ir::kBatch, 4}, ir::Layout::kNC);
+  g.outputs = {g.add_node(ir::OpKind::kGemm, "fc", {x, g.add_constant("w", {2, 4}, std::vector<float>(8, 0.5F))})};
+  ASSERT_TRUE(ir::verify(g).ok());
+  const std::string path = (dir_ / "variant.bin").string();  // any extension: told by content
+  ASSERT_TRUE(format::write_eom(g, path).ok());
+  expect_format(path, ModelFormat::kEom);
+  auto model = import_model_without_torch(path);
+  ASSERT_TRUE(model.ok()) << model.error().to_string();
+  EXPECT_EQ(model->graph.param_count(), 8);
+  EXPECT_STREQ(model_format_name(model->format), "eom");
 }
 
 TEST_F(DetectTest, Hdf5BehindAUserBlock) {

@@ -14,7 +14,7 @@
 
 namespace edgeopt::backend {
 
-inline constexpr int kBackendApiVersion = 1;
+inline constexpr int kBackendApiVersion = 2;
 
 class BackendApi {
  public:

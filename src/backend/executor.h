@@ -29,6 +29,10 @@ class Executor {
   // `batch` samples laid out as the graph's first input (its own layout, e.g. NHWC for Keras),
   // float32, contiguous. Returns batch × output_elements() values of the first output.
   virtual Result<std::vector<float>> run(const float* data, std::int64_t batch) = 0;
+  // Runs like run() and returns the listed values (any node output, or the input) as float,
+  // batch × their per-sample elements each: activation statistics for quantization calibration.
+  virtual Result<std::vector<std::vector<float>>> run_values(const float* data, std::int64_t batch,
+                                                             const std::vector<int>& value_ids) = 0;
   virtual std::int64_t input_elements() const = 0;   // per sample
   virtual std::int64_t output_elements() const = 0;  // per sample
 };
@@ -49,6 +53,19 @@ struct TrainOptions {
   // Sparsity masks kept through training, by constant value id (1 keeps a weight, 0 prunes it):
   // re-applied after every optimizer step, so pruned weights stay exactly zero.
   std::map<int, std::vector<float>> masks;
+  // Knowledge distillation: when set, the teacher graph runs (frozen, inference mode) on the same
+  // augmented batch and the loss becomes
+  //   alpha · T² · KL(softmax(teacher/T) ‖ softmax(student/T)) + (1 − alpha) · cross-entropy.
+  // The teacher must take the same input and give as many logits as the student.
+  const ir::Graph* teacher = nullptr;
+  float distill_temperature = 4.0F;
+  float distill_alpha = 0.7F;
+  // Quantization-aware training (int8, straight-through gradients). Weights listed by constant
+  // value id are fake-quantized per output channel (axis 0), symmetric, with scales recomputed from
+  // the current weights every step; activations listed by value id use the fixed per-tensor
+  // scale/zero point given (uint8 range 0..255).
+  std::vector<int> fake_quant_weights;
+  std::map<int, ir::QuantParams> fake_quant_activations;
   // Called after every batch with (step, total_steps, loss); return false to stop early.
   std::function<bool(std::int64_t, std::int64_t, float)> on_step;
 };

@@ -1,4 +1,5 @@
 #include "backend/torch/torch_impl.h"
+#include "backend/torch/tensor_ops.h"
 
 #include <torch/torch.h>
 
@@ -118,15 +119,15 @@ at::Tensor flatten(const Node& n, const at::Tensor& x) {
   return x.reshape({outer, -1});
 }
 
-// The graph's ops in order, on tensors. `values` holds constants on entry and every output after.
-void forward(const Graph& g, std::vector<at::Tensor>& values, bool training, std::size_t node_count) {
-  auto in = [&](const Node& n, std::size_t i) -> const at::Tensor& { return values[static_cast<std::size_t>(n.inputs[i])]; };
-  auto opt_in = [&](const Node& n, std::size_t i) -> c10::optional<at::Tensor> {
-    if (i >= n.inputs.size() || n.inputs[i] < 0) return c10::nullopt;
-    return values[static_cast<std::size_t>(n.inputs[i])];
+}  // namespace
+
+at::Tensor eval_node(const Node& n, const std::vector<at::Tensor>& values, bool training) {
+  auto in = [&](const Node& node, std::size_t i) -> const at::Tensor& { return values[static_cast<std::size_t>(node.inputs[i])]; };
+  auto opt_in = [&](const Node& node, std::size_t i) -> c10::optional<at::Tensor> {
+    if (i >= node.inputs.size() || node.inputs[i] < 0) return c10::nullopt;
+    return values[static_cast<std::size_t>(node.inputs[i])];
   };
-  for (std::size_t k = 0; k < node_count; ++k) {
-    const Node& n = g.nodes[k];
+  {
     const auto& a = n.attrs;
     at::Tensor out;
     switch (n.op) {
@@ -200,9 +201,54 @@ void forward(const Graph& g, std::vector<at::Tensor>& values, bool training, std
       case OpKind::kIdentity: out = in(n, 0); break;
       case OpKind::kCount: fail(ErrorCode::kInternal, "node '" + n.name + "' has no op");
     }
+    return out;
+  }
+}
+
+namespace {
+
+// Fake quantization for quantization-aware training (see TrainOptions::fake_quant_*).
+struct FakeQuant {
+  std::vector<int> weights;
+  std::map<int, ir::QuantParams> activations;
+  bool empty() const { return weights.empty() && activations.empty(); }
+};
+
+at::Tensor fake_quant_weight(const at::Tensor& w) {
+  const at::Tensor absmax = w.detach().abs().reshape({w.size(0), -1}).amax(1).clamp_min(1e-8);
+  const at::Tensor scale = (absmax / 127.0).to(torch::kFloat32);
+  const at::Tensor zero = torch::zeros({w.size(0)}, torch::kInt32);
+  return at::fake_quantize_per_channel_affine(w, scale, zero, 0, -127, 127);
+}
+
+at::Tensor fake_quant_activation(const at::Tensor& x, const ir::QuantParams& q) {
+  return at::fake_quantize_per_tensor_affine(x, q.scales.at(0), q.zero_points.at(0), 0, 255);
+}
+
+// The graph's ops in order, on tensors. `values` holds constants on entry and every output after.
+void forward(const Graph& g, std::vector<at::Tensor>& values, bool training, std::size_t node_count,
+             const FakeQuant* fake_quant = nullptr) {
+  if (fake_quant) {
+    for (int id : fake_quant->weights) values[static_cast<std::size_t>(id)] = fake_quant_weight(values[static_cast<std::size_t>(id)]);
+    for (int id : g.inputs) {
+      if (auto it = fake_quant->activations.find(id); it != fake_quant->activations.end()) {
+        values[static_cast<std::size_t>(id)] = fake_quant_activation(values[static_cast<std::size_t>(id)], it->second);
+      }
+    }
+  }
+  for (std::size_t k = 0; k < node_count; ++k) {
+    const Node& n = g.nodes[k];
+    at::Tensor out = eval_node(n, values, training);
+    if (fake_quant) {
+      if (auto it = fake_quant->activations.find(n.outputs[0]); it != fake_quant->activations.end()) {
+        out = fake_quant_activation(out, it->second);
+      }
+    }
     values[static_cast<std::size_t>(n.outputs[0])] = std::move(out);
   }
 }
+
+}  // namespace
 
 std::vector<at::Tensor> constant_tensors(const Graph& g) {
   std::vector<at::Tensor> values(g.values.size());
@@ -229,6 +275,13 @@ void check_runnable(const Graph& g) {
   }
   if (g.outputs.empty()) fail(ErrorCode::kCorruptFile, "the model has no outputs");
 }
+
+std::vector<float> to_floats(const at::Tensor& t) {
+  const at::Tensor f = (t.is_quantized() ? t.dequantize() : t).contiguous().to(torch::kFloat32);
+  return std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
+}
+
+namespace {
 
 double learning_rate_at(const TrainOptions& o, std::int64_t step, std::int64_t total) {
   const double progress = total > 0 ? static_cast<double>(step) / static_cast<double>(total) : 0.0;
@@ -290,11 +343,32 @@ class TorchExecutor final : public Executor {
         std::vector<at::Tensor> values = constants_;
         values[static_cast<std::size_t>(graph_.inputs[0])] = input_tensor(graph_, data, batch);
         forward(graph_, values, false, graph_.nodes.size());
-        const at::Tensor out = values[static_cast<std::size_t>(graph_.outputs[0])].contiguous().to(torch::kFloat32);
-        return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+        return to_floats(values[static_cast<std::size_t>(graph_.outputs[0])]);
       } catch (const c10::Error& e) {
         fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace(),
              "check the input shape; if it is right, please report the model");
+      }
+    });
+  }
+
+  Result<std::vector<std::vector<float>>> run_values(const float* data, std::int64_t batch,
+                                                     const std::vector<int>& value_ids) override {
+    return capture([&]() -> std::vector<std::vector<float>> {
+      try {
+        c10::InferenceMode guard;
+        std::vector<at::Tensor> values = constants_;
+        values[static_cast<std::size_t>(graph_.inputs[0])] = input_tensor(graph_, data, batch);
+        forward(graph_, values, false, graph_.nodes.size());
+        std::vector<std::vector<float>> out;
+        for (int id : value_ids) {
+          if (id < 0 || static_cast<std::size_t>(id) >= values.size() || !values[static_cast<std::size_t>(id)].defined()) {
+            fail(ErrorCode::kInvalidArgument, "value id " + std::to_string(id) + " is not computed by the model");
+          }
+          out.push_back(to_floats(values[static_cast<std::size_t>(id)]));
+        }
+        return out;
+      } catch (const c10::Error& e) {
+        fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace());
       }
     });
   }
@@ -307,6 +381,7 @@ class TorchExecutor final : public Executor {
 };
 
 Result<std::unique_ptr<Executor>> create_executor(const ir::Graph& graph) {
+  if (is_int8_graph(graph)) return create_int8_executor(graph);
   return capture([&]() -> std::unique_ptr<Executor> {
     check_runnable(graph);
     return std::make_unique<TorchExecutor>(graph);
@@ -365,6 +440,35 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
         torch::NoGradGuard no_grad;
         constants[u].mul_(masks[id]);
       }
+      FakeQuant fake_quant{options.fake_quant_weights, options.fake_quant_activations};
+      for (int id : fake_quant.weights) {
+        const auto u = static_cast<std::size_t>(id);
+        if (u >= constants.size() || !constants[u].defined() || constants[u].dim() < 2) {
+          fail(ErrorCode::kInvalidArgument, "fake quantization asks for value id " + std::to_string(id) + ", which is not a weight");
+        }
+      }
+      for (const auto& [id, q] : fake_quant.activations) {
+        if (q.scales.size() != 1 || q.zero_points.size() != 1 || !(q.scales[0] > 0)) {
+          fail(ErrorCode::kInvalidArgument, "fake quantization of value id " + std::to_string(id) + " needs one positive scale and one zero point");
+        }
+      }
+      // The teacher for distillation: frozen, inference mode, up to its logits.
+      std::vector<at::Tensor> teacher_constants;
+      std::size_t teacher_nodes = 0;
+      int teacher_logits_id = -1;
+      if (options.teacher) {
+        check_runnable(*options.teacher);
+        teacher_constants = constant_tensors(*options.teacher);
+        teacher_nodes = options.teacher->nodes.size();
+        teacher_logits_id = options.teacher->outputs[0];
+        if (teacher_nodes > 0) {
+          const Node& last = options.teacher->nodes[teacher_nodes - 1];
+          if ((last.op == OpKind::kSoftmax || last.op == OpKind::kLogSoftmax) && last.outputs[0] == teacher_logits_id) {
+            teacher_logits_id = last.inputs[0];
+            --teacher_nodes;
+          }
+        }
+      }
       const std::int64_t batches = (count + options.batch_size - 1) / options.batch_size;
       const std::int64_t total = batches * options.epochs;
       const at::Tensor all_x = input_tensor(graph, inputs, count);
@@ -381,9 +485,29 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
           values[static_cast<std::size_t>(graph.inputs[0])] = augmenting ? augment(batch_x, options) : batch_x;
           const double lr = learning_rate_at(options, report.steps, total);
           for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
-          forward(graph, values, true, node_count);
+          const at::Tensor& batch_input = values[static_cast<std::size_t>(graph.inputs[0])];
+          at::Tensor teacher_logits;
+          if (options.teacher) {
+            torch::NoGradGuard no_grad;
+            std::vector<at::Tensor> t_values = teacher_constants;
+            t_values[static_cast<std::size_t>(options.teacher->inputs[0])] = batch_input;
+            forward(*options.teacher, t_values, false, teacher_nodes);
+            teacher_logits = t_values[static_cast<std::size_t>(teacher_logits_id)].reshape({hi - lo, -1});
+          }
+          forward(graph, values, true, node_count, fake_quant.empty() ? nullptr : &fake_quant);
           const at::Tensor logits = values[static_cast<std::size_t>(logits_id)].reshape({hi - lo, -1});
-          const at::Tensor loss = torch::nn::functional::cross_entropy(logits, all_y.index_select(0, idx));
+          at::Tensor loss = torch::nn::functional::cross_entropy(logits, all_y.index_select(0, idx));
+          if (options.teacher) {
+            if (teacher_logits.size(1) != logits.size(1)) {
+              fail(ErrorCode::kInvalidArgument, "the teacher gives " + std::to_string(teacher_logits.size(1)) + " logits and the student " +
+                                                    std::to_string(logits.size(1)));
+            }
+            const double t = options.distill_temperature;
+            const at::Tensor soft = torch::nn::functional::kl_div(
+                torch::log_softmax(logits / t, 1), torch::softmax(teacher_logits / t, 1),
+                torch::nn::functional::KLDivFuncOptions().reduction(torch::kBatchMean));
+            loss = options.distill_alpha * t * t * soft + (1.0 - options.distill_alpha) * loss;
+          }
           optimizer.zero_grad();
           loss.backward();
           optimizer.step();

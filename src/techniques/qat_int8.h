@@ -1,0 +1,33 @@
+// qat_int8: quantization-aware training. Starts from ptq_int8's result (BatchNorm folded, the
+// calibrated activation ranges), fine-tunes the float weights on training images with int8
+// fake quantization of every weight and activation in the forward pass (straight-through
+// gradients), then converts to the same kind of int8 graph as ptq_int8, run on the int8 kernels.
+#pragma once
+
+#include "techniques/technique.h"
+
+namespace edgeopt::techniques {
+
+struct QatInt8Options {
+  std::int64_t calibration_images = 1024;
+  std::int64_t max_train_images = 12000;  // evenly strided over the training split
+  int epochs = 1;
+  float learning_rate = 1e-4F;
+  std::int64_t batch_size = 128;
+};
+
+class QatInt8 final : public Technique {
+ public:
+  explicit QatInt8(QatInt8Options options = {}) : options_(options) {}
+  std::string_view id() const override { return "qat_int8"; }
+  std::string_view description() const override {
+    return "quantization-aware fine-tuning (fake-quant, straight-through) from the PTQ ranges, then the same int8 kernels";
+  }
+  bool requires_data() const override { return true; }
+  Result<Output> run(const Context& context) const override;
+
+ private:
+  QatInt8Options options_;
+};
+
+}  // namespace edgeopt::techniques

@@ -1,6 +1,10 @@
 #include "cli/optimize_command.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -31,6 +35,70 @@ struct OptimizeArgs {
   bool json = false;
 };
 
+// Live progress, one line per technique. On a terminal the block of lines is redrawn in place
+// (at most 10 times a second); otherwise a line is printed when a technique starts, ends, changes
+// step or moves on by 10 %.
+class ProgressDisplay {
+ public:
+  explicit ProgressDisplay(bool terminal) : terminal_(terminal) {}
+
+  void update(const std::string& technique, double fraction, const std::string& message) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = std::find_if(rows_.begin(), rows_.end(), [&](const Row& r) { return r.technique == technique; });
+    if (it == rows_.end()) {
+      rows_.push_back({technique, fraction, message, -1});
+      it = rows_.end() - 1;
+    }
+    it->fraction = fraction;
+    it->message = message;
+    if (terminal_) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_draw_ < std::chrono::milliseconds(100) && fraction < 1.0) return;
+      last_draw_ = now;
+      redraw();
+      return;
+    }
+    const int decile = static_cast<int>(10 * fraction);
+    const std::string step = message.substr(0, message.find_first_of(",(0123456789"));
+    if (decile != it->printed_decile || step != it->printed_step) {
+      it->printed_decile = decile;
+      it->printed_step = step;
+      std::fprintf(stderr, "[%-18s %3.0f%%] %s\n", technique.c_str(), 100 * fraction, message.c_str());
+    }
+  }
+
+  void finish() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (terminal_) redraw();
+  }
+
+ private:
+  struct Row {
+    std::string technique;
+    double fraction = 0;
+    std::string message;
+    int printed_decile = -1;
+    std::string printed_step;
+  };
+
+  void redraw() {
+    if (drawn_ > 0) std::fprintf(stderr, "\x1b[%zuA", drawn_);
+    for (const Row& r : rows_) {
+      const int filled = static_cast<int>(20 * std::clamp(r.fraction, 0.0, 1.0));
+      std::fprintf(stderr, "\x1b[2K%-18s [%s%s] %3.0f%%  %.60s\n", r.technique.c_str(), std::string(static_cast<std::size_t>(filled), '#').c_str(),
+                   std::string(static_cast<std::size_t>(20 - filled), '.').c_str(), 100 * r.fraction, r.message.c_str());
+    }
+    drawn_ = rows_.size();
+    std::fflush(stderr);
+  }
+
+  bool terminal_;
+  std::mutex mutex_;
+  std::vector<Row> rows_;
+  std::size_t drawn_ = 0;
+  std::chrono::steady_clock::time_point last_draw_{};
+};
+
 std::vector<std::string> split(const std::string& text) {
   std::vector<std::string> out;
   std::string item;
@@ -57,12 +125,12 @@ int run(OptimizeArgs& a) {
   if (a.max_latency_ms >= 0) a.options.limits.max_latency_ms = a.max_latency_ms;
   a.options.cancel = &g_cancel;
   std::signal(SIGINT, on_interrupt);
-  auto mutex = std::make_shared<std::mutex>();
-  a.options.progress = [mutex](const std::string& technique, double fraction, const std::string& message) {
-    std::lock_guard<std::mutex> lock(*mutex);
-    std::fprintf(stderr, "[%-18s %3.0f%%] %s\n", technique.c_str(), 100 * fraction, message.c_str());
+  auto display = std::make_shared<ProgressDisplay>(isatty(STDERR_FILENO) != 0);
+  a.options.progress = [display](const std::string& technique, double fraction, const std::string& message) {
+    display->update(technique, fraction, message);
   };
   auto result = pipeline::optimize(a.model, a.options);
+  display->finish();
   std::signal(SIGINT, SIG_DFL);
   if (!result) return report_error(result.error(), a.json);
   const auto& r = result.value();
@@ -111,6 +179,10 @@ void add_optimize_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--max-size-mb", args->max_size_mb, "deployable file size limit");
   cmd->add_option("--max-latency-ms", args->max_latency_ms, "estimated latency limit on --device");
   cmd->add_option("--limit", args->options.eval_limit, "evaluate on the first N test images only");
+  cmd->add_option("--max-train-images", args->options.max_train_images,
+                  "calibrate and fine-tune on at most N training images (faster, usually less accurate; default: each technique's own)")
+      ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
+  cmd->add_option("--jobs", args->options.jobs, "techniques run at once (default: one per core, as memory allows)")->check(CLI::Range(0, 64));
   cmd->add_flag("--no-download", [args](std::int64_t) { args->options.allow_download = false; }, "never download datasets");
   cmd->add_flag("--json", args->json, "print results.json");
   cmd->callback([args, &exit_code] { exit_code = run(*args); });

@@ -7,13 +7,17 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "backend/executor.h"
+#include "common/file_io.h"
 #include "data/dataset.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
 #include "format/eom.h"
+#include "format/onnx_export.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/model.h"
 #include "pipeline/preprocess.h"
@@ -37,6 +41,8 @@ struct Measured {
   std::int64_t size_bytes = 0;
   std::int64_t size_gzip_bytes = 0;
   std::string artifact;
+  std::string onnx_artifact;  // empty when ONNX cannot express the variant
+  std::string onnx_note;
   std::int64_t params = 0;
   std::int64_t nonzero_params = 0;
   std::int64_t macs = 0;
@@ -74,8 +80,47 @@ std::pair<double, double> latency_percentiles(backend::Executor& exec, const std
   return {at(0.5), at(0.95)};
 }
 
-void measure(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const data::Dataset& dataset,
-             const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
+// The ONNX twin of a variant, for runtimes that read ONNX: FP32 (pruned models as dense FP32)
+// or QDQ INT8 with the variant's own weight and activation parameters. ONNX has no int4 or
+// sparse storage: those variants are exported dense, and the note says so.
+void export_onnx_variant(Measured& m, const ir::Graph& graph, const OptimizeOptions& options) {
+  format::OnnxExportOptions o;
+  std::vector<int> consumers(graph.values.size(), 0);
+  for (const ir::Node& n : graph.nodes) {
+    for (int i : n.inputs) {
+      if (i >= 0) ++consumers[static_cast<std::size_t>(i)];
+    }
+  }
+  for (std::size_t k = 0; k < graph.nodes.size(); ++k) {
+    const ir::Node& n = graph.nodes[k];
+    for (int out : n.outputs) {
+      const ir::Value& v = graph.value(out);
+      if (v.is_constant || !v.quant) continue;
+      // An output whose only consumer is a ReLU that has its own range is computed with the
+      // ReLU fused (one rounding, like the int8 executor): no Q/DQ between them.
+      const bool fused = consumers[static_cast<std::size_t>(out)] == 1 && k + 1 < graph.nodes.size() &&
+                         graph.nodes[k + 1].op == ir::OpKind::kRelu && graph.nodes[k + 1].inputs[0] == out &&
+                         graph.value(graph.nodes[k + 1].outputs[0]).quant.has_value();
+      if (!fused) o.activation_quant[v.name] = *v.quant;
+    }
+  }
+  for (int in : graph.inputs) {
+    if (graph.value(in).quant) o.activation_quant[graph.value(in).name] = *graph.value(in).quant;
+  }
+  o.qdq_int8 = !o.activation_quant.empty();
+  const std::string path = (fs::path(options.out_dir) / (m.technique + ".onnx")).string();
+  if (Status s = format::export_onnx(graph, path, o); !s) {
+    m.onnx_note = "no ONNX export: " + s.error().message;
+    return;
+  }
+  m.onnx_artifact = path;
+  if (m.precision == "int4") m.onnx_note = "ONNX has no int4 weights here: the export holds the int4 values dequantized to FP32";
+  else if (m.nonzero_params < m.params) m.onnx_note = "ONNX stores the pruned weights dense (zeros included)";
+}
+
+// Everything but latency: safe to run while other techniques work (it only costs time).
+void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const data::Dataset& dataset,
+                    const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
   const std::string path = (fs::path(options.out_dir) / (m.technique + ".eom")).string();
   if (Status s = format::write_eom(graph, path, encoding); !s) fail(s.error().code, s.error().message, s.error().hint);
   m.artifact = path;
@@ -87,6 +132,7 @@ void measure(Measured& m, const ir::Graph& graph, const format::EomWriteOptions&
     m.nonzero_params += std::count_if(v.f32.begin(), v.f32.end(), [](float x) { return x != 0.0F; });
   }
   for (const ir::Node& n : graph.nodes) m.macs += ir::node_cost(graph, n).macs;
+  export_onnx_variant(m, graph, options);
   auto exec = backend::Executor::create(graph);
   if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
   EvalOptions eval;
@@ -97,6 +143,13 @@ void measure(Measured& m, const ir::Graph& graph, const format::EomWriteOptions&
   m.ci_low = r->ci95_low;
   m.ci_high = r->ci95_high;
   m.samples = r->samples;
+}
+
+// Host latency: run with the machine to itself, after every technique has finished.
+void measure_latency(Measured& m, const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec,
+                     const Normalization& norm, const OptimizeOptions& options) {
+  auto exec = backend::Executor::create(graph);
+  if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
   std::vector<float> sample;
   prepare_batch(dataset.test, 0, 1, spec, norm, sample);
   backend::set_threads(1);
@@ -104,6 +157,23 @@ void measure(Measured& m, const ir::Graph& graph, const format::EomWriteOptions&
   backend::set_threads(0);
   m.all_threads = backend::thread_count();
   std::tie(m.latency_p50_all, m.latency_p95_all) = latency_percentiles(*exec.value(), sample, options.latency_runs);
+}
+
+// As many concurrent techniques as cores, but no more than memory allows (~1 GB each, which
+// covers a training subset and a few copies of a model of tens of MB).
+int default_jobs() {
+  int jobs = static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
+  std::ifstream meminfo("/proc/meminfo");
+  std::string key;
+  std::int64_t kb = 0;
+  std::string unit;
+  while (meminfo >> key >> kb >> unit) {
+    if (key == "MemAvailable:") {
+      jobs = std::min<int>(jobs, std::max<std::int64_t>(1, kb / (1024 * 1024)));
+      break;
+    }
+  }
+  return jobs;
 }
 
 json to_json(const Measured& m, double baseline_accuracy) {
@@ -119,13 +189,14 @@ json to_json(const Measured& m, double baseline_accuracy) {
             {"size_bytes", m.size_bytes},
             {"size_gzip_bytes", m.size_gzip_bytes},
             {"artifact", m.artifact},
+            {"onnx_artifact", m.onnx_artifact.empty() ? json(nullptr) : json(m.onnx_artifact)},
             {"params", m.params},
             {"nonzero_params", m.nonzero_params},
             {"macs", m.macs},
             {"host_latency_ms", {{"p50", m.latency_p50_all}, {"p95", m.latency_p95_all}, {"threads", m.all_threads}}},
             {"host_latency_ms_1thread", {{"p50", m.latency_p50_1t}, {"p95", m.latency_p95_1t}}},
             {"seconds", m.seconds},
-            {"notes", m.notes},
+            {"notes", m.onnx_note.empty() ? m.notes : [&] { auto n = m.notes; n.push_back(m.onnx_note); return n; }()},
             {"device_estimates", m.estimates}});
   return j;
 }
@@ -207,46 +278,81 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
     Measured baseline;
     baseline.technique = "fp32";
     report("fp32", 0.0, "measuring the baseline");
-    measure(baseline, model->graph, {}, dataset.value(), spec.value(), norm.value(), options);
+    measure_static(baseline, model->graph, {}, dataset.value(), spec.value(), norm.value(), options);
+    measure_latency(baseline, model->graph, dataset.value(), spec.value(), norm.value(), options);
     estimates_for(model->graph, "fp32", baseline);
     report("fp32", 1.0, "done");
 
-    std::vector<Measured> variants;
-    for (const techniques::Technique* t : chosen) {
-      Measured m;
-      m.technique = std::string(t->id());
-      const auto t0 = std::chrono::steady_clock::now();
-      if (options.cancel && options.cancel->load()) {
-        m.status = "failed";
-        m.error = "cancelled before it started";
-        variants.push_back(std::move(m));
-        continue;
-      }
-      techniques::Context ctx;
-      ctx.baseline = &model->graph;
-      ctx.train = &dataset->train;
-      ctx.spec = spec.value();
-      ctx.norm = norm.value();
-      ctx.progress = [&](double f, const std::string& msg) { report(m.technique, f, msg); };
-      ctx.cancelled = [&] { return options.cancel && options.cancel->load(); };
-      Result<techniques::Output> out = t->run(ctx);
-      if (!out) {
-        m.status = "failed";
-        m.error = out.error().to_string();
-      } else {
-        try {
-          m.precision = out->precision;
-          m.notes = out->notes;
-          measure(m, out->graph, out->encoding, dataset.value(), spec.value(), norm.value(), options);
-          estimates_for(out->graph, out->precision, m);
-        } catch (const Failure& f) {
+    // The techniques, `jobs` at a time, each on one LibTorch thread. Every worker writes its own
+    // slot; latency is measured afterwards with the machine to itself.
+    const int jobs = std::max(1, std::min<int>(options.jobs > 0 ? options.jobs : default_jobs(), static_cast<int>(chosen.size())));
+    // Calibration and fine-tuning read the training split only (never the test split).
+    const data::ImageSet train = options.max_train_images > 0 && options.max_train_images < dataset->train.count
+                                     ? strided_subset(dataset->train, options.max_train_images)
+                                     : dataset->train;
+    std::vector<Measured> variants(chosen.size());
+    std::vector<std::optional<techniques::Output>> outputs(chosen.size());
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+      backend::set_threads(1);
+      for (std::size_t i = next++; i < chosen.size(); i = next++) {
+        const techniques::Technique* t = chosen[i];
+        Measured& m = variants[i];
+        m.technique = std::string(t->id());
+        const auto t0 = std::chrono::steady_clock::now();
+        if (options.cancel && options.cancel->load()) {
           m.status = "failed";
-          m.error = f.error.to_string();
+          m.error = "cancelled before it started";
+          report(m.technique, 1.0, "cancelled");
+          continue;
         }
+        techniques::Context ctx;
+        ctx.baseline = &model->graph;
+        ctx.train = &train;
+        ctx.spec = spec.value();
+        ctx.norm = norm.value();
+        ctx.progress = [&report, &m](double f, const std::string& msg) { report(m.technique, f, msg); };
+        ctx.cancelled = [&] { return options.cancel && options.cancel->load(); };
+        report(m.technique, 0.0, "started");
+        Result<techniques::Output> out = t->run(ctx);
+        if (!out) {
+          m.status = "failed";
+          m.error = out.error().to_string();
+        } else {
+          try {
+            m.precision = out->precision;
+            m.notes = out->notes;
+            report(m.technique, 1.0, "measuring accuracy on the test split");
+            measure_static(m, out->graph, out->encoding, dataset.value(), spec.value(), norm.value(), options);
+            outputs[i] = std::move(out).value();
+          } catch (const Failure& f) {
+            m.status = "failed";
+            m.error = f.error.to_string();
+          }
+        }
+        m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        report(m.technique, 1.0, m.status == "completed" ? "waiting for the latency measurement" : "failed: " + m.error);
       }
-      m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      report(m.technique, 1.0, m.status);
-      variants.push_back(std::move(m));
+    };
+    {
+      std::vector<std::thread> workers;
+      for (int w = 1; w < jobs; ++w) workers.emplace_back(work);
+      work();
+      for (auto& w : workers) w.join();
+    }
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      Measured& m = variants[i];
+      if (m.status != "completed" || !outputs[i]) continue;
+      try {
+        report(m.technique, 1.0, "measuring host latency");
+        measure_latency(m, outputs[i]->graph, dataset.value(), spec.value(), norm.value(), options);
+        estimates_for(outputs[i]->graph, outputs[i]->precision, m);
+        report(m.technique, 1.0, "completed");
+      } catch (const Failure& f) {
+        m.status = "failed";
+        m.error = f.error.to_string();
+      }
+      outputs[i].reset();
     }
 
     // Recommendation over the completed variants.
@@ -297,7 +403,7 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
                 {"estimates_note", "device_estimates are estimates from the calibrated model in docs/estimator.md, not measurements"}};
     for (const Measured& m : variants) result["variants"].push_back(to_json(m, baseline.accuracy));
     const std::string results_path = (fs::path(options.out_dir) / "results.json").string();
-    std::ofstream(results_path) << result.dump(2) << "\n";
+    if (Status st = write_file_atomic(results_path, result.dump(2) + "\n"); !st) throw Failure{st.error()};
     return result;
   });
 }

@@ -28,7 +28,9 @@ struct OptimizeOptions {
   recommend::Goal goal = recommend::Goal::kBalanced;
   recommend::Limits limits;
   std::int64_t eval_limit = 0;          // 0: the whole test split
+  std::int64_t max_train_images = 0;    // techniques see an evenly strided subset this large; 0: all
   int latency_runs = 50;
+  int jobs = 0;                         // techniques run at once; 0: one per core, as memory allows
   std::string resources_dir;            // data/ (devices, estimator); empty: found automatically
   std::function<void(const std::string& technique, double fraction, const std::string& message)> progress;
   const std::atomic<bool>* cancel = nullptr;

@@ -8,29 +8,83 @@ from conftest import ROOT, run_cli
 MODEL = os.path.join(ROOT, "tests", "data", "models", "fashion_cnn.onnx")
 
 
+def fashion_test_images(fashion_dir, limit):
+    import gzip
+    import numpy as np
+    with gzip.open(os.path.join(fashion_dir, "t10k-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 1, 28, 28)[:limit].astype(np.float32) / 255
+    with gzip.open(os.path.join(fashion_dir, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)[:limit]
+    return x, y
+
+
+def ort_accuracy(path, x, y):
+    import numpy as np
+    import onnxruntime as ort
+    s = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    name = s.get_inputs()[0].name
+    logits = np.concatenate([s.run(None, {name: x[i:i + 500]})[0] for i in range(0, len(x), 500)])
+    return float((logits.argmax(1) == y).mean())
+
+
+TECHNIQUES = "ptq_int8,ptq_int4,prune_unstructured,qat_int8,hybrid"
+
+
 def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
     out = tmp_path / "run"
-    r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "1000", "--out", out,
+    r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "2000", "--out", out,
+                "--techniques", TECHNIQUES, "--max-train-images", "3000", "--jobs", "2",
                 "--devices", "raspberry_pi_4,coral_dev_board", "--device", "raspberry_pi_4", "--json")
     assert r.code == 0, r.stderr
     res = r.json()
     assert json.load(open(out / "results.json")) == res
     base = res["baseline"]
-    assert base["samples"] == 1000
+    assert base["samples"] == 2000
     assert base["size_bytes"] == os.path.getsize(base["artifact"])
-    (int4,) = [v for v in res["variants"] if v["technique"] == "ptq_int4"]
-    assert int4["status"] == "completed"
-    assert int4["size_bytes"] == os.path.getsize(int4["artifact"])
+    variants = {v["technique"]: v for v in res["variants"]}
+    assert list(variants) == TECHNIQUES.split(",")
+    for v in variants.values():
+        assert v["status"] == "completed", v["error"]
+        assert v["size_bytes"] == os.path.getsize(v["artifact"])
+        assert {e["device"] for e in v["device_estimates"]} == {"raspberry_pi_4", "coral_dev_board"}
+    int4 = variants["ptq_int4"]
     assert int4["size_bytes"] <= 0.16 * base["size_bytes"]
     assert int4["accuracy_drop_pp"] <= 1.0
-    assert {e["device"] for e in int4["device_estimates"]} == {"raspberry_pi_4", "coral_dev_board"}
-    (pruned,) = [v for v in res["variants"] if v["technique"] == "prune_unstructured"]
-    assert pruned["status"] == "completed", pruned["error"]
+    pruned = variants["prune_unstructured"]
     assert pruned["nonzero_params"] <= 0.30 * pruned["params"]  # 75 % of the Conv/Gemm weights are zero
-    assert pruned["size_bytes"] == os.path.getsize(pruned["artifact"])
     assert pruned["size_bytes"] <= 0.35 * base["size_bytes"]
-    assert res["recommendation"]["technique"] in ("fp32", "ptq_int4", "prune_unstructured")
+    for t in ("ptq_int8", "qat_int8"):
+        assert variants[t]["precision"] == "int8"
+        assert variants[t]["size_bytes"] <= 0.28 * base["size_bytes"]
+        assert variants[t]["accuracy_drop_pp"] <= 1.0
+    assert variants["qat_int8"]["accuracy"] >= variants["ptq_int8"]["accuracy"] - 0.002
+    assert variants["hybrid"]["size_bytes"] <= 0.12 * base["size_bytes"]
+    assert variants["hybrid"]["precision"] == "int8"
+    assert res["recommendation"]["technique"] in ["fp32"] + TECHNIQUES.split(",")
     assert res["recommendation"]["reasoning"]
+    # Every ONNX twin gives the same accuracy in ONNX Runtime (QDQ int8 included), within 0.1 pt.
+    x, y = fashion_test_images(fashion_dir, 2000)
+    for v in [base] + list(variants.values()):
+        assert v["onnx_artifact"], v["technique"]
+        assert abs(ort_accuracy(v["onnx_artifact"], x, y) - v["accuracy"]) <= 0.001 + 1e-9, v["technique"]
+
+
+def test_optimize_int8_file_is_really_int8(fashion_dir, tmp_path):
+    import onnx
+    out = tmp_path / "run"
+    r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "500", "--out", out,
+                "--techniques", "ptq_int8", "--max-train-images", "1000", "--devices", "raspberry_pi_4", "--json")
+    assert r.code == 0, r.stderr
+    (v,) = r.json()["variants"]
+    m = onnx.load(v["onnx_artifact"])
+    ops = {n.op_type for n in m.graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    int8_weights = [t for t in m.graph.initializer if t.data_type == onnx.TensorProto.INT8]
+    assert len(int8_weights) >= 2
+    # The .eom read back by edgeopt gives the accuracy reported.
+    e = run_cli("evaluate", v["artifact"], "--dataset", "fashion-mnist", "--no-download", "--limit", "500", "--json")
+    assert e.code == 0, e.stderr
+    assert abs(e.json()["accuracy"] - v["accuracy"]) < 1e-9
 
 
 def test_optimize_refuses_mismatched_labels_before_work(tmp_path, shared_dir):

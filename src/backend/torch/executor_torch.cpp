@@ -1,6 +1,7 @@
 #include "backend/torch/torch_impl.h"
 #include "backend/torch/tensor_ops.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -293,16 +294,16 @@ double learning_rate_at(const TrainOptions& o, std::int64_t step, std::int64_t t
   return o.learning_rate;
 }
 
-// Random flips and padded crops of an NCHW batch; torch's seeded RNG keeps runs reproducible.
-at::Tensor augment(at::Tensor x, const TrainOptions& o) {
+// Random flips and padded crops of an NCHW batch, drawn from the training run's own generator.
+at::Tensor augment(at::Tensor x, const TrainOptions& o, at::Generator& gen) {
   if (o.random_flip) {
-    const at::Tensor flip = (torch::rand({x.size(0)}) < 0.5).view({-1, 1, 1, 1});
+    const at::Tensor flip = (at::rand({x.size(0)}, gen) < 0.5).view({-1, 1, 1, 1});
     x = at::where(flip, x.flip({3}), x);
   }
   if (o.crop_padding > 0) {
     const std::int64_t p = o.crop_padding, h = x.size(2), w = x.size(3);
     const at::Tensor padded = at::constant_pad_nd(x, {p, p, p, p}, 0);
-    const at::Tensor offsets = torch::randint(0, 2 * p + 1, {x.size(0), 2}, torch::kInt64);
+    const at::Tensor offsets = at::randint(0, 2 * p + 1, {x.size(0), 2}, gen, torch::TensorOptions().dtype(torch::kInt64));
     const auto off = offsets.accessor<std::int64_t, 2>();
     std::vector<at::Tensor> crops;
     crops.reserve(static_cast<std::size_t>(x.size(0)));
@@ -400,7 +401,9 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
         fail(ErrorCode::kInvalidArgument, "flip/crop augmentation needs an NCHW image input; '" + input.name + "' is " +
                                               ir::layout_name(input.layout), "train without augmentation");
       }
-      torch::manual_seed(options.seed);
+      // A generator of its own, not the global one: techniques train concurrently in threads, and
+      // each run must stay reproducible from its seed.
+      at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(options.seed);
       std::vector<at::Tensor> constants = constant_tensors(graph);
       // Which constants are learnable: every float constant except BatchNorm running statistics.
       std::vector<bool> is_running_stat(graph.values.size(), false);
@@ -475,14 +478,14 @@ Result<TrainReport> train(ir::Graph& graph, const float* inputs, const std::int3
       const at::Tensor all_y = torch::from_blob(const_cast<std::int32_t*>(labels), {count}, torch::kInt32).to(torch::kInt64);
       TrainReport report;
       for (int epoch = 0; epoch < options.epochs && !report.stopped_early; ++epoch) {
-        const at::Tensor order = torch::randperm(count, torch::kInt64);
+        const at::Tensor order = at::randperm(count, gen, torch::TensorOptions().dtype(torch::kInt64));
         for (std::int64_t b = 0; b < batches; ++b) {
           const std::int64_t lo = b * options.batch_size;
           const std::int64_t hi = std::min(count, lo + options.batch_size);
           const at::Tensor idx = order.slice(0, lo, hi);
           std::vector<at::Tensor> values = constants;
           const at::Tensor batch_x = all_x.index_select(0, idx);
-          values[static_cast<std::size_t>(graph.inputs[0])] = augmenting ? augment(batch_x, options) : batch_x;
+          values[static_cast<std::size_t>(graph.inputs[0])] = augmenting ? augment(batch_x, options, gen) : batch_x;
           const double lr = learning_rate_at(options, report.steps, total);
           for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamOptions&>(group.options()).lr(lr);
           const at::Tensor& batch_input = values[static_cast<std::size_t>(graph.inputs[0])];

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques format clean
 
 all: build
 
@@ -57,6 +57,11 @@ run: build
 
 bench: build pydeps
 	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
+
+# The seven techniques on the small/medium/large Fashion-MNIST zoo models against the issue's bars
+# (trains missing zoo models first: ~10 min each).
+bench-techniques: build pydeps
+	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')

@@ -50,6 +50,7 @@ struct Measured {
   int all_threads = 0;
   double seconds = 0;
   std::vector<std::string> notes;
+  std::map<std::string, double> metrics;
   json estimates = json::array();
 };
 
@@ -83,7 +84,7 @@ std::pair<double, double> latency_percentiles(backend::Executor& exec, const std
 // The ONNX twin of a variant, for runtimes that read ONNX: FP32 (pruned models as dense FP32)
 // or QDQ INT8 with the variant's own weight and activation parameters. ONNX has no int4 or
 // sparse storage: those variants are exported dense, and the note says so.
-void export_onnx_variant(Measured& m, const ir::Graph& graph, const OptimizeOptions& options) {
+void export_onnx_variant(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const OptimizeOptions& options) {
   format::OnnxExportOptions o;
   std::vector<int> consumers(graph.values.size(), 0);
   for (const ir::Node& n : graph.nodes) {
@@ -114,8 +115,14 @@ void export_onnx_variant(Measured& m, const ir::Graph& graph, const OptimizeOpti
     return;
   }
   m.onnx_artifact = path;
-  if (m.precision == "int4") m.onnx_note = "ONNX has no int4 weights here: the export holds the int4 values dequantized to FP32";
-  else if (m.nonzero_params < m.params) m.onnx_note = "ONNX stores the pruned weights dense (zeros included)";
+  bool int4 = false;
+  bool sparse = false;
+  for (const auto& [name, e] : encoding.per_constant) {
+    int4 = int4 || e.kind == format::EncodingKind::kInt4;
+    sparse = sparse || e.kind == format::EncodingKind::kSparseF32 || e.kind == format::EncodingKind::kSparseInt8;
+  }
+  if (int4) m.onnx_note = "the ONNX export holds the int4 weights dequantized to FP32 (these ONNX exports have no int4 type)";
+  else if (sparse) m.onnx_note = "the ONNX export stores the pruned weights dense, zeros included (ONNX has no sparse weight storage here)";
 }
 
 // Everything but latency: safe to run while other techniques work (it only costs time).
@@ -132,7 +139,7 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
     m.nonzero_params += std::count_if(v.f32.begin(), v.f32.end(), [](float x) { return x != 0.0F; });
   }
   for (const ir::Node& n : graph.nodes) m.macs += ir::node_cost(graph, n).macs;
-  export_onnx_variant(m, graph, options);
+  export_onnx_variant(m, graph, encoding, options);
   auto exec = backend::Executor::create(graph);
   if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
   EvalOptions eval;
@@ -197,6 +204,7 @@ json to_json(const Measured& m, double baseline_accuracy) {
             {"host_latency_ms_1thread", {{"p50", m.latency_p50_1t}, {"p95", m.latency_p95_1t}}},
             {"seconds", m.seconds},
             {"notes", m.onnx_note.empty() ? m.notes : [&] { auto n = m.notes; n.push_back(m.onnx_note); return n; }()},
+            {"metrics", m.metrics},
             {"device_estimates", m.estimates}});
   return j;
 }
@@ -322,6 +330,7 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
           try {
             m.precision = out->precision;
             m.notes = out->notes;
+            m.metrics = out->metrics;
             report(m.technique, 1.0, "measuring accuracy on the test split");
             measure_static(m, out->graph, out->encoding, dataset.value(), spec.value(), norm.value(), options);
             outputs[i] = std::move(out).value();

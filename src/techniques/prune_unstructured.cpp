@@ -48,6 +48,7 @@ Result<Output> PruneUnstructured::run(const Context& context) const {
     train_options.learning_rate = options_.learning_rate;
     train_options.batch_size = options_.batch_size;
     train_options.seed = context.seed;
+    train_options.schedule = backend::TrainOptions::Schedule::kCosine;
     for (std::size_t stage = 0; stage < stages; ++stage) {
       const double sparsity = options_.schedule[stage];
       std::vector<const std::vector<float>*> weights;

@@ -14,8 +14,8 @@ struct PruneUnstructuredOptions {
   std::vector<double> schedule{0.5, 0.65, 0.75};  // sparsity after each stage; the last is the target
   int epochs_per_stage = 1;
   std::int64_t max_train_images = 20000;  // an evenly strided subset of the training split
-  float learning_rate = 5e-4F;
-  std::int64_t batch_size = 64;
+  float learning_rate = 1e-3F;  // decayed to zero within each stage (cosine), restarted at the next
+  std::int64_t batch_size = 128;
 };
 
 class PruneUnstructured final : public Technique {

@@ -102,7 +102,10 @@ Result<Output> PtqInt4::run(const Context& context) const {
       const std::vector<float> original = w.f32;
       std::vector<float> trial = original;
       std::vector<float> scales;
-      bool use_int4 = static_cast<std::int64_t>(original.size()) >= options_.min_elements;
+      const std::int64_t fan_in = static_cast<std::int64_t>(original.size()) / std::max<std::int64_t>(1, channels);
+      const bool too_small = static_cast<std::int64_t>(original.size()) < options_.min_elements;
+      const bool narrow = fan_in < options_.min_fan_in;
+      bool use_int4 = !too_small && !narrow;
       double error = 0;
       double zeroed = 0;
       if (use_int4) {
@@ -121,8 +124,11 @@ Result<Output> PtqInt4::run(const Context& context) const {
         const std::vector<float> s8 = quantize_groups(q8, channels, 0, 127, false);
         std::ostringstream why;
         why.precision(3);
-        if (static_cast<std::int64_t>(original.size()) < options_.min_elements) {
+        if (too_small) {
           why << node.name << " (" << original.size() << " weights, too small to group)";
+        } else if (narrow) {
+          why << node.name << " (" << fan_in << " weights per output channel, fewer than " << options_.min_fan_in
+              << ": each channel would be one coarse int4 group)";
         } else {
           why << node.name << " (int4 error " << 100 * error << " %, " << 100 * zeroed << " % of weights zeroed)";
         }

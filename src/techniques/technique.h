@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -33,6 +34,9 @@ struct Output {
   format::EomWriteOptions encoding; // how the deployable .eom stores each constant
   std::string precision = "fp32";   // what a device computes in: fp32, int8, int4 (estimator input)
   std::vector<std::string> notes;   // what was done and what a user should know
+  // Measured figures particular to the technique (e.g. distillation's student trained alone),
+  // reported under the variant's "metrics" in results.json. Names say what and where measured.
+  std::map<std::string, double> metrics;
 };
 
 class Technique {

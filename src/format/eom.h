@@ -13,7 +13,8 @@
 namespace edgeopt::format {
 
 inline constexpr char kEomMagic[4] = {'E', 'O', 'M', 'F'};
-inline constexpr std::uint32_t kEomVersion = 1;
+// Version 2 deflates the JSON header (zlib); readers still read version 1 (plain JSON).
+inline constexpr std::uint32_t kEomVersion = 2;
 
 struct EomWriteOptions {
   // For constants read as the weight (input 1) of Conv, Gemm and MatMul.

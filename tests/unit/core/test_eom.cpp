@@ -1,4 +1,5 @@
 #include <gtest/gtest.h>
+#include <zlib.h>
 
 #include <nlohmann/json.hpp>
 
@@ -348,18 +349,38 @@ struct Parts {
   std::string data;
 };
 
+std::string deflate(const std::string& text) {
+  uLongf size = compressBound(static_cast<uLong>(text.size()));
+  std::string out(size, '\0');
+  EXPECT_EQ(compress2(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(text.data()), static_cast<uLong>(text.size()), 9), Z_OK);
+  out.resize(size);
+  return out;
+}
+
+std::string inflate(const std::string& packed) {
+  std::string out(std::size_t{1} << 20, '\0');
+  uLongf size = static_cast<uLongf>(out.size());
+  EXPECT_EQ(uncompress(reinterpret_cast<Bytef*>(out.data()), &size, reinterpret_cast<const Bytef*>(packed.data()), static_cast<uLong>(packed.size())), Z_OK);
+  out.resize(size);
+  return out;
+}
+
+// A file's header and data; version 2+ headers are deflated.
 Parts split(const std::string& file) {
+  std::uint32_t version = 0;
   std::uint64_t length = 0;
+  std::memcpy(&version, file.data() + 4, 4);
   std::memcpy(&length, file.data() + 8, 8);
   Parts p;
-  p.header = nlohmann::json::parse(file.substr(16, length));
+  const std::string stored = file.substr(16, length);
+  p.header = nlohmann::json::parse(version >= 2 ? inflate(stored) : stored);
   const std::uint64_t start = (16 + length + 31) / 32 * 32;
   p.data = file.substr(start);
   return p;
 }
 
 std::string join(const Parts& p, std::uint32_t version = kEomVersion) {
-  const std::string text = p.header.dump();
+  const std::string text = version >= 2 ? deflate(p.header.dump()) : p.header.dump();
   std::string out("EOMF", 4);
   const std::uint64_t length = text.size();
   out.append(reinterpret_cast<const char*>(&version), 4);
@@ -395,7 +416,7 @@ TEST(EomHostile, WrongMagicVersionAndGarbageHeader) {
 
   EXPECT_EQ(read_error("").code, ErrorCode::kUnsupportedFormat);
   EXPECT_EQ(read_error("GGUF" + good.substr(4)).code, ErrorCode::kUnsupportedFormat);
-  Error newer = read_error(join(split(good), 2));
+  Error newer = read_error(join(split(good), kEomVersion + 1));
   EXPECT_EQ(newer.code, ErrorCode::kUnsupportedFormat);
   EXPECT_NE(newer.hint.find("upgrade"), std::string::npos);
   std::string garbage = good;
@@ -406,6 +427,19 @@ TEST(EomHostile, WrongMagicVersionAndGarbageHeader) {
   const std::uint64_t length = std::uint64_t{1} << 62;
   std::memcpy(huge_header.data() + 8, &length, 8);
   EXPECT_EQ(read_error(huge_header).code, ErrorCode::kCorruptFile);
+}
+
+TEST(EomHostile, VersionOneFilesWithAPlainHeaderStillRead) {
+  EomWriteOptions options;
+  options.weights = Encoding::int8_per_channel();
+  const Graph g = tiny();
+  Parts p = split(written(g, options));
+  p.header["version"] = 1;
+  auto r = read_eom_bytes(join(p, 1), "v1.eom");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->nodes.size(), g.nodes.size());
+  // A version-2 file whose header is plain JSON is refused, not misread.
+  EXPECT_EQ(read_error(join(split(written(g, options)), 1).replace(4, 4, std::string("\x02\0\0\0", 4))).code, ErrorCode::kCorruptFile);
 }
 
 TEST(EomHostile, EveryTruncationFailsCleanly) {

@@ -20,7 +20,14 @@ namespace {
 
 std::atomic<bool> g_cancel{false};
 
-extern "C" void on_interrupt(int) { g_cancel.store(true); }
+// First Ctrl-C: techniques stop at their next batch and the run reports what finished. A second
+// one kills the process (the default action is restored); files are written atomically either way.
+extern "C" void on_interrupt(int) {
+  g_cancel.store(true);
+  std::signal(SIGINT, SIG_DFL);
+  static const char message[] = "\ncancelling: techniques stop at their next step (Ctrl-C again to quit at once)\n";
+  (void)!write(STDERR_FILENO, message, sizeof message - 1);
+}
 
 struct OptimizeArgs {
   std::string model;
@@ -136,7 +143,7 @@ int run(OptimizeArgs& a) {
   const auto& r = result.value();
   if (a.json) {
     std::cout << r.dump(2) << "\n";
-    return 0;
+    return g_cancel.load() ? 130 : 0;
   }
   auto row = [](const nlohmann::json& v) {
     if (v.value("status", "") != "completed") {

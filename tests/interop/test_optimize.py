@@ -112,3 +112,32 @@ def test_optimize_unknown_technique_lists_valid_ones(tmp_path):
     r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--techniques", "magic", "--out", tmp_path / "o")
     assert r.code == 1
     assert "ptq_int4" in r.stderr
+
+
+def test_ctrl_c_cancels_cleanly(fashion_dir, tmp_path):
+    """SIGINT mid-run: exit code 130, cancelled techniques reported as failed, and every file left
+    in the output folder is complete (no temporary files, every .eom and .onnx loads)."""
+    import signal
+    import subprocess
+    import time
+    from conftest import edgeopt_bin
+    out = tmp_path / "run"
+    proc = subprocess.Popen([edgeopt_bin(), "optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "500",
+                             "--out", str(out), "--techniques", "prune_unstructured,hybrid,qat_int8", "--jobs", "2",
+                             "--devices", "raspberry_pi_4", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (out / "fp32.eom").exists():
+        time.sleep(0.2)
+    time.sleep(3)  # into the fine-tuning
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 130, stderr
+    res = json.loads(stdout)
+    assert any(v["status"] == "failed" and "cancelled" in v["error"] for v in res["variants"]), res["variants"]
+    leftovers = [p.name for p in out.iterdir() if not (p.suffix in (".eom", ".onnx") or p.name == "results.json")]
+    assert leftovers == []
+    for p in out.iterdir():
+        if p.suffix in (".eom", ".onnx"):
+            r = run_cli("inspect", p, "--json")
+            assert r.code == 0, (p.name, r.stderr)

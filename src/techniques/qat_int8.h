@@ -10,8 +10,8 @@ namespace edgeopt::techniques {
 
 struct QatInt8Options {
   std::int64_t calibration_images = 1024;
-  std::int64_t max_train_images = 12000;  // evenly strided over the training split
-  int epochs = 1;
+  std::int64_t max_train_images = 20000;  // evenly strided over the training split
+  int epochs = 2;
   float learning_rate = 1e-4F;
   std::int64_t batch_size = 128;
 };

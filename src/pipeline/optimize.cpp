@@ -70,10 +70,13 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
+// p50/p95 of batch-1 runs after a warm-up: at least `runs` runs and at least half a second, so
+// that sub-millisecond models get thousands of samples and one scheduler hiccup cannot move p50.
 std::pair<double, double> latency_percentiles(backend::Executor& exec, const std::vector<float>& sample, int runs) {
-  for (int i = 0; i < 5; ++i) (void)exec.run(sample.data(), 1);  // warm-up: allocator, caches, kernel selection
+  for (int i = 0; i < 20; ++i) (void)exec.run(sample.data(), 1);  // warm-up: allocator, caches, kernel selection
   std::vector<double> ms;
-  for (int i = 0; i < runs; ++i) {
+  const auto start = std::chrono::steady_clock::now();
+  while (static_cast<int>(ms.size()) < runs || (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500) && ms.size() < 20000)) {
     const auto t = std::chrono::steady_clock::now();
     (void)exec.run(sample.data(), 1);
     ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());

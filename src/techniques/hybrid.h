@@ -10,7 +10,7 @@
 namespace edgeopt::techniques {
 
 struct HybridOptions {
-  PruneUnstructuredOptions prune{.schedule = {0.5, 0.7, 0.8}};
+  PruneUnstructuredOptions prune{.schedule = {0.5, 0.7, 0.82}};
   std::int64_t calibration_images = 1024;
 };
 
@@ -19,7 +19,7 @@ class Hybrid final : public Technique {
   explicit Hybrid(HybridOptions options = {}) : options_(std::move(options)) {}
   std::string_view id() const override { return "hybrid"; }
   std::string_view description() const override {
-    return "magnitude pruning to 80 % with fine-tuning, then int8 (sparse int8 storage, int8 kernels)";
+    return "magnitude pruning to 82 % with fine-tuning, then int8 (sparse int8 storage, int8 kernels)";
   }
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;

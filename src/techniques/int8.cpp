@@ -36,6 +36,28 @@ bool weighted(const Graph& g, const Node& n) {
          (n.inputs.size() < 3 || n.inputs[2] < 0 || float_constant(g, n.inputs[2]));
 }
 
+// For a ReLU reading a MaxPool that reads an int8 op's output (each the only consumer of the one
+// before, as in PyTorch's conv -> max_pool -> relu): that output's value id, else -1. Max-pooling
+// commutes with ReLU, so the int8 op's output can take the ReLU's range (zero point 0): the
+// rounding clamps negatives to zero, and the ReLU itself costs nothing.
+int relu_after_pool_source(const Graph& g, const Node& relu) {
+  if (relu.inputs.empty() || relu.inputs[0] < 0) return -1;
+  const std::vector<int> consumers = consumer_counts(g);
+  auto producer_of = [&](int id) -> const Node* {
+    for (const Node& n : g.nodes) {
+      if (n.outputs[0] == id) return &n;
+    }
+    return nullptr;
+  };
+  const Node* pool = producer_of(relu.inputs[0]);
+  if (!pool || pool->op != OpKind::kMaxPool || consumers[static_cast<std::size_t>(relu.inputs[0])] != 1) return -1;
+  const int source = pool->inputs[0];
+  const Node* layer = producer_of(source);
+  if (!layer || consumers[static_cast<std::size_t>(source)] != 1) return -1;
+  const bool int8_op = layer->op == OpKind::kConv || layer->op == OpKind::kGemm || layer->op == OpKind::kAdd || layer->op == OpKind::kConcat;
+  return int8_op ? source : -1;
+}
+
 constexpr int kBins = 2048;
 
 double expected_error(const Histogram& h, double lo, double hi) {
@@ -186,6 +208,7 @@ std::vector<int> activation_ids(const Graph& g) {
         int8_op(g.nodes[static_cast<std::size_t>(producer[static_cast<std::size_t>(n.inputs[0])])].op)) {
       ids.insert(n.outputs[0]);
     }
+    if (relu && relu_after_pool_source(g, n) >= 0) ids.insert(n.outputs[0]);
   }
   for (int o : g.outputs) ids.erase(o);
   return {ids.begin(), ids.end()};
@@ -301,6 +324,10 @@ Result<Calibration> calibrate(const Graph& graph, const data::ImageSet& images, 
     for (std::size_t m = 0; m < std::size(methods); ++m) {
       std::map<int, ir::QuantParams> acts;
       for (std::size_t i = 0; i < ids.size(); ++i) acts[ids[i]] = choose_range(hist[i], methods[m]);
+      for (const Node& n : graph.nodes) {
+        const int source = (n.op == OpKind::kRelu || (n.op == OpKind::kClip && n.attrs.min == 0.0F)) ? relu_after_pool_source(graph, n) : -1;
+        if (source >= 0 && acts.count(n.outputs[0])) acts[source] = acts[n.outputs[0]];
+      }
       Graph candidate = graph;
       apply_activations(candidate, acts);
       auto q = backend::Executor::create(candidate);

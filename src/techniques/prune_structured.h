@@ -14,7 +14,7 @@
 namespace edgeopt::techniques {
 
 struct PruneStructuredOptions {
-  double target_mac_reduction = 0.45;  // share of the model's MACs removed, at least (when reachable)
+  double target_mac_reduction = 0.5;  // share of the model's MACs removed, at least (when reachable)
   int steps = 3;                       // gradual: each step removes an equal share of the target
   // true: one threshold on importance across layers (each score divided by its layer's mean), so
   // layers with many weak channels give up more; false: every prunable layer keeps the same share

@@ -303,10 +303,17 @@ class Int8Executor final : public Executor {
                          c10::optional<std::int64_t>(p.zero_point)});
         break;
       }
-      case Step::kPassthrough:
-        out = n.op == OpKind::kGlobalAvgPool ? at::adaptive_avg_pool2d(values[static_cast<std::size_t>(n.inputs[0])], {1, 1})
-                                             : eval_node(n, values, false);
+      case Step::kPassthrough: {
+        const at::Tensor& x = values[static_cast<std::size_t>(n.inputs[0])];
+        if (n.op == OpKind::kGlobalAvgPool) {
+          out = at::adaptive_avg_pool2d(x, {1, 1});
+        } else if (n.op == OpKind::kRelu && x.qscheme() == at::kPerTensorAffine && x.q_zero_point() == 0) {
+          out = x;  // uint8 with zero point 0 holds no negatives: ReLU is the identity
+        } else {
+          out = eval_node(n, values, false);
+        }
         break;
+      }
       case Step::kFloat: {
         std::vector<at::Tensor> local;  // dequantized copies of int8 inputs, only where needed
         bool any_int8 = false;

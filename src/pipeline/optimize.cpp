@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <optional>
 #include <sstream>
 #include <thread>
@@ -70,20 +71,29 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
-// p50/p95 of batch-1 runs after a warm-up: at least `runs` runs and at least half a second, so
-// that sub-millisecond models get thousands of samples and one scheduler hiccup cannot move p50.
+// p50/p95 of batch-1 runs. A warm-up of at least 20 runs and 200 ms (allocator, caches, kernel
+// selection, thread pools waking up), then three rounds of at least `runs` runs and 200 ms each;
+// the round with the lowest p50 is reported. On a shared or virtual machine a round can be slowed
+// several-fold by something outside the model (another process, a descheduled vCPU); the best of
+// three rounds keeps that out of the comparison between variants.
 std::pair<double, double> latency_percentiles(backend::Executor& exec, const std::vector<float>& sample, int runs) {
-  for (int i = 0; i < 20; ++i) (void)exec.run(sample.data(), 1);  // warm-up: allocator, caches, kernel selection
-  std::vector<double> ms;
-  const auto start = std::chrono::steady_clock::now();
-  while (static_cast<int>(ms.size()) < runs || (std::chrono::steady_clock::now() - start < std::chrono::milliseconds(500) && ms.size() < 20000)) {
-    const auto t = std::chrono::steady_clock::now();
-    (void)exec.run(sample.data(), 1);
-    ms.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count());
+  using clock = std::chrono::steady_clock;
+  const auto warm_until = clock::now() + std::chrono::milliseconds(200);
+  for (int i = 0; i < 20 || (clock::now() < warm_until && i < 20000); ++i) (void)exec.run(sample.data(), 1);
+  std::pair<double, double> best{std::numeric_limits<double>::max(), 0.0};
+  for (int round = 0; round < 3; ++round) {
+    std::vector<double> ms;
+    const auto start = clock::now();
+    while (static_cast<int>(ms.size()) < runs || (clock::now() - start < std::chrono::milliseconds(200) && ms.size() < 20000)) {
+      const auto t = clock::now();
+      (void)exec.run(sample.data(), 1);
+      ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
+    }
+    std::sort(ms.begin(), ms.end());
+    auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
+    if (at(0.5) < best.first) best = {at(0.5), at(0.95)};
   }
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
-  return {at(0.5), at(0.95)};
+  return best;
 }
 
 // The ONNX twin of a variant, for runtimes that read ONNX: FP32 (pruned models as dense FP32)

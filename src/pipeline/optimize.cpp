@@ -71,29 +71,19 @@ std::string read_all(const std::string& path) {
   return s.str();
 }
 
-// p50/p95 of batch-1 runs. A warm-up of at least 20 runs and 200 ms (allocator, caches, kernel
-// selection, thread pools waking up), then three rounds of at least `runs` runs and 200 ms each;
-// the round with the lowest p50 is reported. On a shared or virtual machine a round can be slowed
-// several-fold by something outside the model (another process, a descheduled vCPU); the best of
-// three rounds keeps that out of the comparison between variants.
-std::pair<double, double> latency_percentiles(backend::Executor& exec, const std::vector<float>& sample, int runs) {
+// One round of batch-1 runs: at least `runs` runs and 200 ms. Returns p50 and p95 in ms.
+std::pair<double, double> latency_round(backend::Executor& exec, const std::vector<float>& sample, int runs) {
   using clock = std::chrono::steady_clock;
-  const auto warm_until = clock::now() + std::chrono::milliseconds(200);
-  for (int i = 0; i < 20 || (clock::now() < warm_until && i < 20000); ++i) (void)exec.run(sample.data(), 1);
-  std::pair<double, double> best{std::numeric_limits<double>::max(), 0.0};
-  for (int round = 0; round < 3; ++round) {
-    std::vector<double> ms;
-    const auto start = clock::now();
-    while (static_cast<int>(ms.size()) < runs || (clock::now() - start < std::chrono::milliseconds(200) && ms.size() < 20000)) {
-      const auto t = clock::now();
-      (void)exec.run(sample.data(), 1);
-      ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
-    }
-    std::sort(ms.begin(), ms.end());
-    auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
-    if (at(0.5) < best.first) best = {at(0.5), at(0.95)};
+  std::vector<double> ms;
+  const auto start = clock::now();
+  while (static_cast<int>(ms.size()) < runs || (clock::now() - start < std::chrono::milliseconds(200) && ms.size() < 20000)) {
+    const auto t = clock::now();
+    (void)exec.run(sample.data(), 1);
+    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
   }
-  return best;
+  std::sort(ms.begin(), ms.end());
+  auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
+  return {at(0.5), at(0.95)};
 }
 
 // The ONNX twin of a variant, for runtimes that read ONNX: FP32 (pruned models as dense FP32)
@@ -186,17 +176,45 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
 }
 
 // Host latency: run with the machine to itself, after every technique has finished.
-void measure_latency(Measured& m, const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec,
-                     const Normalization& norm, const OptimizeOptions& options) {
-  auto exec = backend::Executor::create(graph);
-  if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
+// Host latency of every model, with the machine to itself: for one thread, then all threads, a
+// warm-up of each (20 runs and 200 ms: allocator, caches, kernel selection, thread pools), then
+// three rounds that visit every model in turn; each model reports its round with the lowest p50.
+// Interleaving puts the baseline and every variant under the same conditions, and the best round
+// keeps a slowdown from outside the model (another process, the VM's memory reclaim, a descheduled
+// vCPU) out of the comparison.
+void measure_latencies(const std::vector<std::pair<Measured*, const ir::Graph*>>& models, const data::Dataset& dataset,
+                       const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
+  std::vector<std::unique_ptr<backend::Executor>> executors;
+  for (const auto& [m, graph] : models) {
+    auto exec = backend::Executor::create(*graph);
+    if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
+    executors.push_back(std::move(exec).value());
+  }
   std::vector<float> sample;
   prepare_batch(dataset.test, 0, 1, spec, norm, sample);
-  backend::set_threads(1);
-  std::tie(m.latency_p50_1t, m.latency_p95_1t) = latency_percentiles(*exec.value(), sample, options.latency_runs);
-  backend::set_threads(0);
-  m.all_threads = backend::thread_count();
-  std::tie(m.latency_p50_all, m.latency_p95_all) = latency_percentiles(*exec.value(), sample, options.latency_runs);
+  for (const int threads : {1, 0}) {
+    backend::set_threads(threads);
+    std::vector<std::pair<double, double>> best(models.size(), {std::numeric_limits<double>::max(), 0.0});
+    for (auto& exec : executors) {
+      const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
+      for (int i = 0; i < 20 || (std::chrono::steady_clock::now() < warm_until && i < 20000); ++i) (void)exec->run(sample.data(), 1);
+    }
+    for (int round = 0; round < 3; ++round) {
+      for (std::size_t k = 0; k < executors.size(); ++k) {
+        const auto r = latency_round(*executors[k], sample, options.latency_runs);
+        if (r.first < best[k].first) best[k] = r;
+      }
+    }
+    for (std::size_t k = 0; k < models.size(); ++k) {
+      Measured& m = *models[k].first;
+      if (threads == 1) {
+        std::tie(m.latency_p50_1t, m.latency_p95_1t) = best[k];
+      } else {
+        std::tie(m.latency_p50_all, m.latency_p95_all) = best[k];
+        m.all_threads = backend::thread_count();
+      }
+    }
+  }
 }
 
 // As many concurrent techniques as cores, but no more than memory allows (~1 GB each, which
@@ -382,23 +400,21 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
       work();
       for (auto& w : workers) w.join();
     }
-    // Latency last, baseline first and the variants right after it, so that every ratio compares
-    // measurements taken under the same conditions.
-    report("fp32", 1.0, "measuring host latency");
-    measure_latency(baseline, model->graph, dataset.value(), spec.value(), norm.value(), options);
+    // Latency last, all models together (see measure_latencies).
+    {
+      std::vector<std::pair<Measured*, const ir::Graph*>> timed{{&baseline, &model->graph}};
+      for (std::size_t i = 0; i < chosen.size(); ++i) {
+        if (variants[i].status == "completed" && outputs[i]) timed.emplace_back(&variants[i], &outputs[i]->graph);
+      }
+      for (const auto& [m, graph] : timed) report(m->technique, 1.0, "measuring host latency (all variants in turn)");
+      measure_latencies(timed, dataset.value(), spec.value(), norm.value(), options);
+    }
     report("fp32", 1.0, "done");
     for (std::size_t i = 0; i < chosen.size(); ++i) {
       Measured& m = variants[i];
       if (m.status != "completed" || !outputs[i]) continue;
-      try {
-        report(m.technique, 1.0, "measuring host latency");
-        measure_latency(m, outputs[i]->graph, dataset.value(), spec.value(), norm.value(), options);
-        estimates_for(outputs[i]->graph, outputs[i]->precision, m);
-        report(m.technique, 1.0, "completed");
-      } catch (const Failure& f) {
-        m.status = "failed";
-        m.error = f.error.to_string();
-      }
+      estimates_for(outputs[i]->graph, outputs[i]->precision, m);
+      report(m.technique, 1.0, "completed");
       outputs[i].reset();
     }
 

@@ -277,6 +277,17 @@ void check_runnable(const Graph& g) {
   if (g.outputs.empty()) fail(ErrorCode::kCorruptFile, "the model has no outputs");
 }
 
+std::vector<std::vector<float>> pick_floats(const std::vector<at::Tensor>& values, const std::vector<int>& value_ids) {
+  std::vector<std::vector<float>> out;
+  for (int id : value_ids) {
+    if (id < 0 || static_cast<std::size_t>(id) >= values.size() || !values[static_cast<std::size_t>(id)].defined()) {
+      fail(ErrorCode::kInvalidArgument, "value id " + std::to_string(id) + " is not computed by the model");
+    }
+    out.push_back(to_floats(values[static_cast<std::size_t>(id)]));
+  }
+  return out;
+}
+
 std::vector<float> to_floats(const at::Tensor& t) {
   const at::Tensor f = (t.is_quantized() ? t.dequantize() : t).contiguous().to(torch::kFloat32);
   return std::vector<float>(f.data_ptr<float>(), f.data_ptr<float>() + f.numel());
@@ -360,14 +371,7 @@ class TorchExecutor final : public Executor {
         std::vector<at::Tensor> values = constants_;
         values[static_cast<std::size_t>(graph_.inputs[0])] = input_tensor(graph_, data, batch);
         forward(graph_, values, false, graph_.nodes.size());
-        std::vector<std::vector<float>> out;
-        for (int id : value_ids) {
-          if (id < 0 || static_cast<std::size_t>(id) >= values.size() || !values[static_cast<std::size_t>(id)].defined()) {
-            fail(ErrorCode::kInvalidArgument, "value id " + std::to_string(id) + " is not computed by the model");
-          }
-          out.push_back(to_floats(values[static_cast<std::size_t>(id)]));
-        }
-        return out;
+        return pick_floats(values, value_ids);
       } catch (const c10::Error& e) {
         fail(ErrorCode::kInternal, std::string("LibTorch refused to run the model: ") + e.what_without_backtrace());
       }

@@ -137,14 +137,7 @@ class Int8Executor final : public Executor {
                                                      const std::vector<int>& value_ids) override {
     return capture([&]() -> std::vector<std::vector<float>> {
       std::vector<at::Tensor> values = forward(data, batch);
-      std::vector<std::vector<float>> out;
-      for (int id : value_ids) {
-        if (id < 0 || static_cast<std::size_t>(id) >= values.size() || !values[static_cast<std::size_t>(id)].defined()) {
-          fail(ErrorCode::kInvalidArgument, "value id " + std::to_string(id) + " is not computed by the model");
-        }
-        out.push_back(to_floats(values[static_cast<std::size_t>(id)]));
-      }
-      return out;
+      return pick_floats(values, value_ids);
     });
   }
 

@@ -19,5 +19,7 @@ std::vector<at::Tensor> constant_tensors(const ir::Graph& graph);
 at::Tensor input_tensor(const ir::Graph& graph, const float* data, std::int64_t batch);
 void check_runnable(const ir::Graph& graph);
 std::vector<float> to_floats(const at::Tensor& tensor);
+// The listed values (by id) as floats, dequantized; fails naming an id the run did not compute.
+std::vector<std::vector<float>> pick_floats(const std::vector<at::Tensor>& values, const std::vector<int>& value_ids);
 
 }  // namespace edgeopt::backend::torch_impl

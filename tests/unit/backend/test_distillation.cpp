@@ -8,6 +8,7 @@
 #include "data/dataset.h"
 #include "ir/graph.h"
 #include "ir/text.h"
+#include "technique_fixtures.h"
 #include "pipeline/preprocess.h"
 #include "techniques/distillation.h"
 #include "zoo/zoo.h"
@@ -15,56 +16,13 @@
 namespace edgeopt::techniques {
 namespace {
 
-std::vector<float> normal(std::size_t n, unsigned seed, float sd) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0F, sd);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
-
-// A 2-class problem on 4x4 gray images: is the left half brighter than the right?
-data::ImageSet halves(std::int64_t count, unsigned seed) {
-  data::ImageSet s;
-  s.count = count;
-  s.height = 4;
-  s.width = 4;
-  s.channels = 1;
-  std::mt19937 rng(seed);
-  for (std::int64_t i = 0; i < count; ++i) {
-    const int label = static_cast<int>(rng() % 2);
-    for (int y = 0; y < 4; ++y)
-      for (int x = 0; x < 4; ++x) s.pixels.push_back(static_cast<std::uint8_t>(((x < 2) == (label == 1) ? 160 : 60) + rng() % 40));
-    s.labels.push_back(label);
-  }
-  return s;
-}
-
-ir::Graph mlp() {
-  ir::Graph g;
-  const int x = g.add_input("x", {ir::kBatch, 1, 4, 4}, ir::Layout::kNCHW);
-  const int f = g.add_node(ir::OpKind::kFlatten, "flatten", {x});
-  const int w1 = g.add_constant("w1", {256, 16}, normal(256 * 16, 1, 0.3F));
-  const int b1 = g.add_constant("b1", {256}, std::vector<float>(256, 0.0F));
-  int h = g.add_node(ir::OpKind::kGemm, "fc1", {f, w1, b1});
-  h = g.add_node(ir::OpKind::kRelu, "relu", {h});
-  const int w2 = g.add_constant("w2", {2, 256}, normal(2 * 256, 2, 0.3F));
-  g.outputs = {g.add_node(ir::OpKind::kGemm, "fc2", {h, w2})};
-  EXPECT_TRUE(ir::verify(g).ok());
-  return g;
-}
-
-Context context_for(const ir::Graph& g, const data::ImageSet& train, const pipeline::InputSpec& spec) {
-  Context ctx;
-  ctx.baseline = &g;
-  ctx.train = &train;
-  ctx.spec = spec;
-  ctx.norm = pipeline::parse_normalization("unit").value();
-  return ctx;
-}
+using fixtures::context_for;
+using fixtures::halves;
+using fixtures::halves_mlp;
+using fixtures::normal;
 
 TEST(Distillation, StudentIsFourTimesSmallerAndRuns) {
-  const ir::Graph teacher = mlp();
+  const ir::Graph teacher = halves_mlp();
   const data::ImageSet train = halves(600, 3);
   DistillationOptions options;
   options.epochs = 1;
@@ -94,7 +52,7 @@ TEST(Distillation, StudentIsFourTimesSmallerAndRuns) {
 }
 
 TEST(Distillation, CancelStopsWithAnError) {
-  const ir::Graph teacher = mlp();
+  const ir::Graph teacher = halves_mlp();
   const data::ImageSet train = halves(256, 4);
   Distillation technique;
   Context ctx = context_for(teacher, train, {ir::Layout::kNCHW, 1, 4, 4});
@@ -106,7 +64,7 @@ TEST(Distillation, CancelStopsWithAnError) {
 }
 
 TEST(Distillation, EmptyTrainingSplitIsRefused) {
-  const ir::Graph teacher = mlp();
+  const ir::Graph teacher = halves_mlp();
   const data::ImageSet empty;
   Distillation technique;
   auto out = technique.run(context_for(teacher, empty, {ir::Layout::kNCHW, 1, 4, 4}));

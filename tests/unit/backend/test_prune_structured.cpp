@@ -8,19 +8,19 @@
 #include "backend/executor.h"
 #include "format/eom.h"
 #include "ir/text.h"
+#include "technique_fixtures.h"
 #include "techniques/channel_surgery.h"
 #include "techniques/prune_structured.h"
 
 namespace edgeopt::techniques {
 namespace {
 
-std::vector<float> normal(std::size_t n, unsigned seed, float sd) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0F, sd);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
+using fixtures::normal;
+
+Context context_for(const ir::Graph& g, const data::ImageSet& train) {
+  return fixtures::context_for(g, train, {ir::Layout::kNCHW, 1, 8, 8});
 }
+
 
 ir::Attrs conv_attrs(std::int64_t pad, std::int64_t group = 1) {
   ir::Attrs a;
@@ -195,15 +195,6 @@ ir::Graph small_cnn() {
   g.outputs = {gemm(g, "fc2", h, 4, 64, 16)};
   EXPECT_TRUE(ir::verify(g).ok());
   return g;
-}
-
-Context context_for(const ir::Graph& g, const data::ImageSet& train) {
-  Context ctx;
-  ctx.baseline = &g;
-  ctx.train = &train;
-  ctx.spec = pipeline::InputSpec{ir::Layout::kNCHW, 1, 8, 8};
-  ctx.norm = pipeline::parse_normalization("unit").value();
-  return ctx;
 }
 
 double accuracy(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) {

@@ -8,6 +8,7 @@
 #include "backend/executor.h"
 #include "format/eom.h"
 #include "ir/text.h"
+#include "technique_fixtures.h"
 #include "techniques/int8.h"
 #include "techniques/ptq_int8.h"
 #include "techniques/qat_int8.h"
@@ -15,13 +16,12 @@
 namespace edgeopt::techniques {
 namespace {
 
-std::vector<float> normal(std::size_t n, unsigned seed, float sd) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0F, sd);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
+using fixtures::normal;
+
+Context context_for(const ir::Graph& g, const data::ImageSet& train) {
+  return fixtures::context_for(g, train, {ir::Layout::kNCHW, 1, 8, 8});
 }
+
 
 // Two classes of 8x8 gray images: a bright vertical or horizontal bar at a random place.
 data::ImageSet bars(std::int64_t count, unsigned seed) {
@@ -80,15 +80,6 @@ ir::Graph small_cnn() {
                                                     g.add_constant("bf", {2}, std::vector<float>(2, 0.0F))})};
   EXPECT_TRUE(ir::verify(g).ok());
   return g;
-}
-
-Context context_for(const ir::Graph& g, const data::ImageSet& train) {
-  Context ctx;
-  ctx.baseline = &g;
-  ctx.train = &train;
-  ctx.spec = pipeline::InputSpec{ir::Layout::kNCHW, 1, 8, 8};
-  ctx.norm = pipeline::parse_normalization("unit").value();
-  return ctx;
 }
 
 std::vector<float> inputs_of(const data::ImageSet& s, const Context& ctx) {

@@ -13,7 +13,7 @@ if [ -d "$SHARED/fixtures/models" ]; then
 fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
-  say "$BIN" optimize "$ROOT/tests/data/models/fashion_cnn.onnx" --dataset fashion-mnist --no-download --limit 2000 \
+  say "$BIN" optimize "$ROOT/tests/data/models/fashion_cnn.onnx" --dataset fashion-mnist --no-download --limit 2000 --max-train-images 6000 \
     --devices raspberry_pi_4,raspberry_pi_5,coral_dev_board --device raspberry_pi_4 --out "${TMPDIR:-/tmp}/edgeopt-demo"
 fi
 if [ ! -d "$SHARED/fixtures/models" ]; then

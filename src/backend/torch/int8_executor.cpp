@@ -8,6 +8,7 @@
 // reshapes run directly on int8 tensors; every other op runs in float on dequantized inputs and
 // its output is quantized again when the graph gives it parameters.
 #include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/native/quantized/PackedParams.h>
 
 #include <algorithm>
 #include <cmath>
@@ -66,7 +67,9 @@ struct Plan {
   int result = -1;           // the value id holding the node's result (the fused ReLU's output)
   double scale = 1.0;        // output parameters of an int8 step
   std::int64_t zero_point = 0;
-  c10::IValue packed;        // prepacked weights
+  // Prepacked weights, called directly (no dispatcher round trip per run).
+  c10::intrusive_ptr<ConvPackedParamsBase<2>> conv;
+  c10::intrusive_ptr<LinearPackedParamsBase> linear;
 };
 
 bool has_activation_quant(const ir::Value& v) {
@@ -240,7 +243,8 @@ class Int8Executor final : public Executor {
       static const c10::OperatorHandle handle = op("quantized::linear_prepack", "");
       handle.callBoxed(&stack);
     }
-    p.packed = stack.at(0);
+    if (n.op == OpKind::kConv) p.conv = stack.at(0).toCustomClass<ConvPackedParamsBase<2>>();
+    else p.linear = stack.at(0).toCustomClass<LinearPackedParamsBase>();
   }
 
   std::vector<at::Tensor> forward(const float* data, std::int64_t batch) {
@@ -266,10 +270,6 @@ class Int8Executor final : public Executor {
   }
 
   void run_node(std::size_t k, std::vector<at::Tensor>& values) {
-    static const c10::OperatorHandle conv = op("quantized::conv2d", "new");
-    static const c10::OperatorHandle conv_relu = op("quantized::conv2d_relu", "new");
-    static const c10::OperatorHandle linear = op("quantized::linear", "");
-    static const c10::OperatorHandle linear_relu = op("quantized::linear_relu", "");
     static const c10::OperatorHandle add = op("quantized::add", "");
     static const c10::OperatorHandle add_relu = op("quantized::add_relu", "");
     static const c10::OperatorHandle cat = op("quantized::cat", "");
@@ -278,12 +278,14 @@ class Int8Executor final : public Executor {
     at::Tensor out;
     switch (p.step) {
       case Step::kFused: return;  // computed with the node before it
-      case Step::kConv:
-        out = call(p.relu ? conv_relu : conv, {as_int8(values, n.inputs[0]), p.packed, p.scale, p.zero_point});
+      case Step::kConv: {
+        const at::Tensor x = as_int8(values, n.inputs[0]);
+        out = p.relu ? p.conv->apply_relu(x, p.scale, p.zero_point) : p.conv->apply(x, p.scale, p.zero_point);
         break;
+      }
       case Step::kLinear: {
-        at::Tensor x = as_int8(values, n.inputs[0]);
-        out = call(p.relu ? linear_relu : linear, {x, p.packed, p.scale, p.zero_point});
+        const at::Tensor x = as_int8(values, n.inputs[0]);
+        out = p.relu ? p.linear->apply_relu(x, p.scale, p.zero_point) : p.linear->apply(x, p.scale, p.zero_point);
         break;
       }
       case Step::kAdd:

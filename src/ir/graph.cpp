@@ -203,4 +203,17 @@ std::int64_t Graph::param_count() const {
   return total;
 }
 
+std::vector<int> consumer_counts(const Graph& graph) {
+  std::vector<int> counts(graph.values.size(), 0);
+  for (const Node& n : graph.nodes) {
+    for (int i : n.inputs) {
+      if (i >= 0 && static_cast<std::size_t>(i) < counts.size()) ++counts[static_cast<std::size_t>(i)];
+    }
+  }
+  for (int o : graph.outputs) {
+    if (o >= 0 && static_cast<std::size_t>(o) < counts.size()) ++counts[static_cast<std::size_t>(o)];
+  }
+  return counts;
+}
+
 }  // namespace edgeopt::ir

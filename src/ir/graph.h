@@ -90,4 +90,7 @@ class Graph {
   std::map<std::string, int> by_name_;
 };
 
+// How many times each value is read: as a node input, or as a graph output (counted once each).
+std::vector<int> consumer_counts(const Graph& graph);
+
 }  // namespace edgeopt::ir

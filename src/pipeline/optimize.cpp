@@ -91,12 +91,7 @@ std::pair<double, double> latency_round(backend::Executor& exec, const std::vect
 // sparse storage: those variants are exported dense, and the note says so.
 void export_onnx_variant(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const OptimizeOptions& options) {
   format::OnnxExportOptions o;
-  std::vector<int> consumers(graph.values.size(), 0);
-  for (const ir::Node& n : graph.nodes) {
-    for (int i : n.inputs) {
-      if (i >= 0) ++consumers[static_cast<std::size_t>(i)];
-    }
-  }
+  const std::vector<int> consumers = ir::consumer_counts(graph);
   for (std::size_t k = 0; k < graph.nodes.size(); ++k) {
     const ir::Node& n = graph.nodes[k];
     for (int out : n.outputs) {

@@ -16,16 +16,6 @@ using ir::Graph;
 using ir::Node;
 using ir::OpKind;
 
-std::vector<int> consumer_counts(const Graph& g) {
-  std::vector<int> counts(g.values.size(), 0);
-  for (const Node& n : g.nodes) {
-    for (int i : n.inputs) {
-      if (i >= 0) ++counts[static_cast<std::size_t>(i)];
-    }
-  }
-  for (int o : g.outputs) ++counts[static_cast<std::size_t>(o)];
-  return counts;
-}
 
 bool float_constant(const Graph& g, int id) {
   return id >= 0 && g.value(id).is_constant && g.value(id).dtype == ir::DType::kF32 && !g.value(id).f32.empty();
@@ -36,26 +26,28 @@ bool weighted(const Graph& g, const Node& n) {
          (n.inputs.size() < 3 || n.inputs[2] < 0 || float_constant(g, n.inputs[2]));
 }
 
-// For a ReLU reading a MaxPool that reads an int8 op's output (each the only consumer of the one
-// before, as in PyTorch's conv -> max_pool -> relu): that output's value id, else -1. Max-pooling
-// commutes with ReLU, so the int8 op's output can take the ReLU's range (zero point 0): the
-// rounding clamps negatives to zero, and the ReLU itself costs nothing.
-int relu_after_pool_source(const Graph& g, const Node& relu) {
-  if (relu.inputs.empty() || relu.inputs[0] < 0) return -1;
-  const std::vector<int> consumers = consumer_counts(g);
-  auto producer_of = [&](int id) -> const Node* {
-    for (const Node& n : g.nodes) {
-      if (n.outputs[0] == id) return &n;
+// ReLUs reading a MaxPool that reads an int8 op's output (each the only consumer of the one
+// before, as in PyTorch's conv -> max_pool -> relu), by the ReLU's output id, with that int8 op's
+// output id. Max-pooling commutes with ReLU, so the int8 op's output can take the ReLU's range
+// (zero point 0): the rounding clamps negatives to zero, and the ReLU itself costs nothing.
+std::map<int, int> relus_after_pools(const Graph& g) {
+  const std::vector<int> consumers = ir::consumer_counts(g);
+  std::vector<const Node*> producer(g.values.size(), nullptr);
+  for (const Node& n : g.nodes) producer[static_cast<std::size_t>(n.outputs[0])] = &n;
+  std::map<int, int> found;
+  for (const Node& relu : g.nodes) {
+    const bool is_relu = relu.op == OpKind::kRelu || (relu.op == OpKind::kClip && relu.attrs.min == 0.0F);
+    if (!is_relu || relu.inputs.empty() || relu.inputs[0] < 0) continue;
+    const Node* pool = producer[static_cast<std::size_t>(relu.inputs[0])];
+    if (!pool || pool->op != OpKind::kMaxPool || consumers[static_cast<std::size_t>(relu.inputs[0])] != 1) continue;
+    const int source = pool->inputs[0];
+    const Node* layer = source >= 0 ? producer[static_cast<std::size_t>(source)] : nullptr;
+    if (!layer || consumers[static_cast<std::size_t>(source)] != 1) continue;
+    if (layer->op == OpKind::kConv || layer->op == OpKind::kGemm || layer->op == OpKind::kAdd || layer->op == OpKind::kConcat) {
+      found[relu.outputs[0]] = source;
     }
-    return nullptr;
-  };
-  const Node* pool = producer_of(relu.inputs[0]);
-  if (!pool || pool->op != OpKind::kMaxPool || consumers[static_cast<std::size_t>(relu.inputs[0])] != 1) return -1;
-  const int source = pool->inputs[0];
-  const Node* layer = producer_of(source);
-  if (!layer || consumers[static_cast<std::size_t>(source)] != 1) return -1;
-  const bool int8_op = layer->op == OpKind::kConv || layer->op == OpKind::kGemm || layer->op == OpKind::kAdd || layer->op == OpKind::kConcat;
-  return int8_op ? source : -1;
+  }
+  return found;
 }
 
 constexpr int kBins = 2048;
@@ -104,7 +96,7 @@ std::int64_t argmax(const float* row, std::int64_t n) { return std::max_element(
 }  // namespace
 
 int fold_batchnorm(Graph& g) {
-  const std::vector<int> consumers = consumer_counts(g);
+  const std::vector<int> consumers = ir::consumer_counts(g);
   std::vector<int> producer(g.values.size(), -1);
   for (std::size_t k = 0; k < g.nodes.size(); ++k) producer[static_cast<std::size_t>(g.nodes[k].outputs[0])] = static_cast<int>(k);
   std::vector<bool> remove(g.nodes.size(), false);
@@ -208,8 +200,8 @@ std::vector<int> activation_ids(const Graph& g) {
         int8_op(g.nodes[static_cast<std::size_t>(producer[static_cast<std::size_t>(n.inputs[0])])].op)) {
       ids.insert(n.outputs[0]);
     }
-    if (relu && relu_after_pool_source(g, n) >= 0) ids.insert(n.outputs[0]);
   }
+  for (const auto& [relu, source] : relus_after_pools(g)) ids.insert(relu);
   for (int o : g.outputs) ids.erase(o);
   return {ids.begin(), ids.end()};
 }
@@ -321,12 +313,12 @@ Result<Calibration> calibrate(const Graph& graph, const data::ImageSet& images, 
     double best_accuracy = -1;
     double best_agreement = -1;
     const RangeMethod methods[] = {RangeMethod::kMinMax, RangeMethod::kPercentile, RangeMethod::kMse};
+    const std::map<int, int> pooled_relus = relus_after_pools(graph);
     for (std::size_t m = 0; m < std::size(methods); ++m) {
       std::map<int, ir::QuantParams> acts;
       for (std::size_t i = 0; i < ids.size(); ++i) acts[ids[i]] = choose_range(hist[i], methods[m]);
-      for (const Node& n : graph.nodes) {
-        const int source = (n.op == OpKind::kRelu || (n.op == OpKind::kClip && n.attrs.min == 0.0F)) ? relu_after_pool_source(graph, n) : -1;
-        if (source >= 0 && acts.count(n.outputs[0])) acts[source] = acts[n.outputs[0]];
+      for (const auto& [relu, source] : pooled_relus) {
+        if (acts.count(relu)) acts[source] = acts[relu];
       }
       Graph candidate = graph;
       apply_activations(candidate, acts);

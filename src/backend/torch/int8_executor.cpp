@@ -153,13 +153,7 @@ class Int8Executor final : public Executor {
 
  private:
   void plan() {
-    std::vector<int> consumers(graph_.values.size(), 0);
-    for (const Node& n : graph_.nodes) {
-      for (int i : n.inputs) {
-        if (i >= 0) ++consumers[static_cast<std::size_t>(i)];
-      }
-    }
-    for (int o : graph_.outputs) ++consumers[static_cast<std::size_t>(o)];
+    const std::vector<int> consumers = ir::consumer_counts(graph_);
     plans_.assign(graph_.nodes.size(), Plan{});
     std::vector<bool> quantized(graph_.values.size(), false);  // will the value hold an int8 tensor?
     for (int id : graph_.inputs) quantized[static_cast<std::size_t>(id)] = has_activation_quant(graph_.value(id));

@@ -6,6 +6,7 @@ namespace {
 
 class TorchBackend final : public BackendApi {
  public:
+  TorchBackend() { single_threaded_blas(); }
   int version() const override { return kBackendApiVersion; }
   void set_threads(int threads) override { torch_impl::set_threads(threads); }
   int thread_count() override { return torch_impl::thread_count(); }

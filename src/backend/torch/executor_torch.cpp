@@ -4,6 +4,8 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <cmath>
 #include <numeric>
@@ -40,16 +42,33 @@ SpatialPads spatial_pads(const std::vector<std::int64_t>& p) {
   return s;
 }
 
+// Below this many multiply-accumulates, a single image's convolution runs faster as im2col + GEMM
+// than through oneDNN, whose per-call setup (~20 us) dominates; above it oneDNN wins, and it is
+// the only one of the two that uses more than one thread at batch 1. Measured with LibTorch 1.13
+// on x86 (see docs/techniques.md, "Small convolutions").
+constexpr std::int64_t kSmallConvMacs = std::int64_t{1} << 20;
+
+bool small_single_image_conv(const at::Tensor& x, const at::Tensor& w, std::int64_t group, const std::vector<std::int64_t>& strides,
+                             const std::vector<std::int64_t>& padding, const std::vector<std::int64_t>& dilations) {
+  if (x.dim() != 4 || x.size(0) != 1 || group != 1 || dilations[0] != 1 || dilations[1] != 1) return false;
+  if (at::GradMode::is_enabled() && (x.requires_grad() || w.requires_grad())) return false;
+  const std::int64_t out_h = (x.size(2) + 2 * padding[0] - w.size(2)) / strides[0] + 1;
+  const std::int64_t out_w = (x.size(3) + 2 * padding[1] - w.size(3)) / strides[1] + 1;
+  return out_h > 0 && out_w > 0 && w.numel() * out_h * out_w <= kSmallConvMacs;
+}
+
 at::Tensor conv(const Node& n, const at::Tensor& x, const at::Tensor& w, const c10::optional<at::Tensor>& b) {
   const auto& a = n.attrs;
   const SpatialPads pads = spatial_pads(a.pads);
   const auto strides = pair_or(a.strides, 1);
   const auto dilations = pair_or(a.dilations, 1);
-  if (pads.symmetric()) {
-    return at::conv2d(x, w, b, strides, std::vector<std::int64_t>{pads.top, pads.left}, dilations, a.group);
+  const at::Tensor input = pads.symmetric() ? x : at::constant_pad_nd(x, pads.torch_order(), 0);
+  const std::vector<std::int64_t> padding =
+      pads.symmetric() ? std::vector<std::int64_t>{pads.top, pads.left} : std::vector<std::int64_t>{0, 0};
+  if (small_single_image_conv(input, w, a.group, strides, padding, dilations)) {
+    return at::thnn_conv2d(input.contiguous(), w, {w.size(2), w.size(3)}, b, strides, padding);
   }
-  return at::conv2d(at::constant_pad_nd(x, pads.torch_order(), 0), w, b, strides, std::vector<std::int64_t>{0, 0},
-                    dilations, a.group);
+  return at::conv2d(input, w, b, strides, padding, dilations, a.group);
 }
 
 at::Tensor max_pool(const Node& n, const at::Tensor& x) {
@@ -161,7 +180,12 @@ at::Tensor eval_node(const Node& n, const std::vector<at::Tensor>& values, bool 
       case OpKind::kGlobalAvgPool: out = in(n, 0).mean({2, 3}, true); break;
       case OpKind::kFlatten: out = flatten(n, in(n, 0)); break;
       case OpKind::kReshape: out = reshape(n, in(n, 0)); break;
-      case OpKind::kTranspose: out = in(n, 0).permute(a.perm).contiguous(); break;
+      case OpKind::kTranspose:
+        // clone, not contiguous(): a permuted tensor with a size-1 dim can pass as contiguous while
+        // keeping channels-last strides, which sends the next conv down a slower path (3x on a
+        // 1-channel NHWC input).
+        out = in(n, 0).permute(a.perm).clone(at::MemoryFormat::Contiguous);
+        break;
       case OpKind::kConcat: {
         std::vector<at::Tensor> parts;
         parts.reserve(n.inputs.size());
@@ -328,9 +352,20 @@ at::Tensor augment(at::Tensor x, const TrainOptions& o, at::Generator& gen) {
 
 }  // namespace
 
+void single_threaded_blas() {
+  // LibTorch parallelises with its own OpenMP pool; Debian's OpenBLAS (pthread build) keeps a
+  // second pool of busy-waiting threads. With both at N threads on N cores, batch-1 runs stalled
+  // for milliseconds (p95 4 ms against a p50 of 0.13 ms on the Keras MNIST CNN at 2 threads; 0.16
+  // ms with one BLAS thread), so BLAS runs inside LibTorch's threads only. Looked up at run time:
+  // another BLAS may be installed in its place.
+  using SetThreads = void (*)(int);
+  if (auto* f = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) f(1);
+}
+
 void set_threads(int threads) {
   const int n = threads > 0 ? threads : static_cast<int>(std::max(1U, std::thread::hardware_concurrency()));
   at::set_num_threads(n);
+  single_threaded_blas();
 }
 
 int thread_count() { return at::get_num_threads(); }

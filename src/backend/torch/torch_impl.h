@@ -12,6 +12,8 @@
 
 namespace edgeopt::backend::torch_impl {
 
+// Keeps BLAS to one thread: LibTorch's own pool parallelises (see executor_torch.cpp).
+void single_threaded_blas();
 void set_threads(int threads);
 int thread_count();
 void set_seed(std::uint64_t seed);

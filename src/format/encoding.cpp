@@ -29,16 +29,11 @@ std::int64_t element_count(const ir::Shape& shape, const std::string& what) {
   return n;
 }
 
-bool is_quantized(EncodingKind kind) {
-  return kind == EncodingKind::kInt8 || kind == EncodingKind::kInt4 || kind == EncodingKind::kSparseInt8;
-}
-bool is_sparse(EncodingKind kind) { return kind == EncodingKind::kSparseF32 || kind == EncodingKind::kSparseInt8; }
-
 struct CodeRange {
   int lo;
   int hi;
 };
-CodeRange code_range(EncodingKind kind) { return kind == EncodingKind::kInt4 ? CodeRange{-8, 7} : CodeRange{-128, 127}; }
+CodeRange code_range(EncodingKind kind) { return is_int4(kind) ? CodeRange{-8, 7} : CodeRange{-128, 127}; }
 
 // Which scale each element uses: channel c of `axis` (outer x channels x inner), and within a
 // channel's elements (in row-major order) groups of `group_size`.
@@ -123,7 +118,7 @@ ir::QuantParams choose_params(const ir::Value& v, const Encoding& enc, const Sca
     for (std::size_t k = 0; k < count; ++k) q.scales[k] = amax[k] > 0 ? amax[k] / static_cast<float>(range.hi) : 1.0F;
   }
   if (std::all_of(q.zero_points.begin(), q.zero_points.end(), [](std::int32_t z) { return z == 0; })) q.zero_points.clear();
-  if (enc.kind == EncodingKind::kInt4) {
+  if (is_int4(enc.kind)) {
     // int4 scales are stored as f16 (one per group would otherwise cost as much as the codes);
     // the codes below are computed against the rounded scale so decoding is exact.
     for (float& s : q.scales) {
@@ -139,6 +134,14 @@ ir::QuantParams choose_params(const ir::Value& v, const Encoding& enc, const Sca
 
 }  // namespace
 
+bool is_quantized(EncodingKind kind) {
+  return kind == EncodingKind::kInt8 || kind == EncodingKind::kInt4 || kind == EncodingKind::kSparseInt8 || kind == EncodingKind::kSparseInt4;
+}
+bool is_sparse(EncodingKind kind) {
+  return kind == EncodingKind::kSparseF32 || kind == EncodingKind::kSparseInt8 || kind == EncodingKind::kSparseInt4;
+}
+bool is_int4(EncodingKind kind) { return kind == EncodingKind::kInt4 || kind == EncodingKind::kSparseInt4; }
+
 const char* encoding_name(EncodingKind kind) {
   switch (kind) {
     case EncodingKind::kF32: return "f32";
@@ -147,6 +150,7 @@ const char* encoding_name(EncodingKind kind) {
     case EncodingKind::kInt4: return "int4";
     case EncodingKind::kSparseF32: return "sparse_f32";
     case EncodingKind::kSparseInt8: return "sparse_int8";
+    case EncodingKind::kSparseInt4: return "sparse_int4";
     case EncodingKind::kI64: return "i64";
   }
   return "?";
@@ -154,7 +158,7 @@ const char* encoding_name(EncodingKind kind) {
 
 std::optional<EncodingKind> encoding_from_name(std::string_view name) {
   for (auto kind : {EncodingKind::kF32, EncodingKind::kF16, EncodingKind::kInt8, EncodingKind::kInt4, EncodingKind::kSparseF32,
-                    EncodingKind::kSparseInt8, EncodingKind::kI64}) {
+                    EncodingKind::kSparseInt8, EncodingKind::kSparseInt4, EncodingKind::kI64}) {
     if (name == encoding_name(kind)) return kind;
   }
   return std::nullopt;
@@ -249,8 +253,8 @@ Result<EncodedTensor> encode_constant(const ir::Value& v, const Encoding& enc) {
                                             ") does not fit its shape " + ir::shape_to_string(v.shape),
            "use axis 0 (output channels) or -1 (per tensor)");
     }
-    const ScaleLayout layout = scale_layout(v.shape, enc.axis, enc.kind == EncodingKind::kInt4 ? enc.group_size : 0, n, what);
-    if (enc.kind != EncodingKind::kInt4 && enc.group_size != 0) fail(ErrorCode::kInvalidArgument, what + ": group-wise scales are an int4 option", "use Encoding::int4_group");
+    const ScaleLayout layout = scale_layout(v.shape, enc.axis, is_int4(enc.kind) ? enc.group_size : 0, n, what);
+    if (!is_int4(enc.kind) && enc.group_size != 0) fail(ErrorCode::kInvalidArgument, what + ": group-wise scales are an int4 option", "use Encoding::int4_group");
     t.quant = choose_params(v, enc, layout);
     const CodeRange range = code_range(enc.kind);
     auto code = [&](std::size_t i) {
@@ -259,11 +263,15 @@ Result<EncodedTensor> encode_constant(const ir::Value& v, const Encoding& enc) {
       const float q = std::nearbyint(v.f32[i] / t.quant.scales[k]) + static_cast<float>(zero);
       return static_cast<std::int8_t>(std::clamp(q, static_cast<float>(range.lo), static_cast<float>(range.hi)));
     };
-    if (enc.kind == EncodingKind::kInt4) {
-      t.data.assign((size + 1) / 2, 0);
+    if (is_int4(enc.kind)) {
+      // Nibbles in stored order: every element for int4, the masked ones for sparse_int4.
+      t.data.assign((kept + 1) / 2, 0);
+      std::size_t k = 0;
       for (std::size_t i = 0; i < size; ++i) {
+        if (!stored[i]) continue;
         const auto bits = static_cast<std::uint8_t>(static_cast<std::uint8_t>(code(i)) & 0xFU);
-        t.data[i >> 1] = static_cast<std::uint8_t>(t.data[i >> 1] | (i & 1 ? bits << 4 : bits));
+        t.data[k >> 1] = static_cast<std::uint8_t>(t.data[k >> 1] | (k & 1 ? bits << 4 : bits));
+        ++k;
       }
       return t;
     }
@@ -296,11 +304,12 @@ Status check_encoded(const EncodedTensor& t, const std::string& what) {
       case EncodingKind::kF16: expect("data", t.data.size(), size * 2); return Unit{};
       case EncodingKind::kI64: expect("data", t.data.size(), size * 8); return Unit{};
       case EncodingKind::kSparseF32: expect("data", t.data.size(), stored * 4); return Unit{};
-      case EncodingKind::kInt4: expect("data", t.data.size(), (size + 1) / 2); break;
+      case EncodingKind::kInt4:
+      case EncodingKind::kSparseInt4: expect("data", t.data.size(), (stored + 1) / 2); break;
       case EncodingKind::kInt8:
       case EncodingKind::kSparseInt8: expect("data", t.data.size(), stored); break;
     }
-    if (t.kind != EncodingKind::kInt4 && t.quant.group_size != 0) corrupt(what, "group-wise scales are only defined for int4");
+    if (!is_int4(t.kind) && t.quant.group_size != 0) corrupt(what, "group-wise scales are only defined for int4");
     const ScaleLayout layout = scale_layout(t.shape, t.quant.axis, t.quant.group_size, n, what);
     const auto count = static_cast<std::uint64_t>(layout.count());
     if (t.quant.scales.size() != count) {
@@ -324,7 +333,7 @@ Status check_encoded(const EncodedTensor& t, const std::string& what) {
 Result<std::vector<std::int8_t>> unpack_codes(const EncodedTensor& t) {
   if (Status s = check_encoded(t, "tensor"); !s.ok()) return s.error();
   if (!is_quantized(t.kind)) {
-    return Error{ErrorCode::kInvalidArgument, std::string("a ") + encoding_name(t.kind) + " tensor has no integer codes", "only int8, int4 and sparse_int8 tensors do"};
+    return Error{ErrorCode::kInvalidArgument, std::string("a ") + encoding_name(t.kind) + " tensor has no integer codes", "only int8, int4, sparse_int8 and sparse_int4 tensors do"};
   }
   return capture([&]() -> std::vector<std::int8_t> {
     const std::int64_t n = element_count(t.shape, "tensor");
@@ -336,7 +345,7 @@ Result<std::vector<std::int8_t>> unpack_codes(const EncodedTensor& t) {
       if (t.kind == EncodingKind::kInt4) {
         c = nibble(t.data, i);
       } else if (t.kind == EncodingKind::kInt8 || mask_bit(t.mask, i)) {
-        c = static_cast<std::int8_t>(t.data[cursor++]);
+        c = t.kind == EncodingKind::kSparseInt4 ? nibble(t.data, static_cast<std::int64_t>(cursor++)) : static_cast<std::int8_t>(t.data[cursor++]);
       } else {
         // Nothing stored: the zero point, which dequantizes to exactly 0.
         c = static_cast<std::int8_t>(t.quant.zero_points.empty() ? 0 : t.quant.zero_points[static_cast<std::size_t>(layout.index(i))]);
@@ -379,12 +388,13 @@ Result<std::vector<float>> decode_constant(const EncodedTensor& t) {
       }
       case EncodingKind::kInt8:
       case EncodingKind::kInt4:
-      case EncodingKind::kSparseInt8: break;
+      case EncodingKind::kSparseInt8:
+      case EncodingKind::kSparseInt4: break;
     }
     const ScaleLayout layout = scale_layout(t.shape, t.quant.axis, t.quant.group_size, static_cast<std::int64_t>(n), "tensor");
     std::vector<std::int8_t> codes = unpack_codes(t).value();
     for (std::size_t i = 0; i < n; ++i) {
-      if (t.kind == EncodingKind::kSparseInt8 && !mask_bit(t.mask, static_cast<std::int64_t>(i))) continue;
+      if (is_sparse(t.kind) && !mask_bit(t.mask, static_cast<std::int64_t>(i))) continue;
       const auto k = static_cast<std::size_t>(layout.index(static_cast<std::int64_t>(i)));
       const int zero = t.quant.zero_points.empty() ? 0 : t.quant.zero_points[k];
       out[i] = t.quant.scales[k] * static_cast<float>(codes[i] - zero);

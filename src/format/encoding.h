@@ -1,6 +1,6 @@
 // How one constant tensor is stored in an EdgeOpt model file: plain f32/f16, int8 with per-channel
 // or per-tensor scales, int4 packed two per byte with group-wise scales, or sparse (a bitmask plus
-// the non-zero values as f32 or int8). docs/format.md is the byte-level description.
+// the non-zero values as f32, int8 or packed int4). docs/format.md is the byte-level description.
 #pragma once
 
 #include <cstdint>
@@ -13,17 +13,25 @@
 
 namespace edgeopt::format {
 
-enum class EncodingKind : std::uint8_t { kF32, kF16, kInt8, kInt4, kSparseF32, kSparseInt8, kI64 };
+enum class EncodingKind : std::uint8_t { kF32, kF16, kInt8, kInt4, kSparseF32, kSparseInt8, kI64, kSparseInt4 };
 
-// The name used in the file header: "f32", "f16", "int8", "int4", "sparse_f32", "sparse_int8", "i64".
+// Stored as integer codes with scales (int8, int4, sparse_int8, sparse_int4).
+bool is_quantized(EncodingKind kind);
+// Stored as a bitmask plus the non-zero elements only.
+bool is_sparse(EncodingKind kind);
+// Codes in [-8, 7], two per byte, with f16 scales that may be group-wise (int4, sparse_int4).
+bool is_int4(EncodingKind kind);
+
+// The name used in the file header: "f32", "f16", "int8", "int4", "sparse_f32", "sparse_int8",
+// "sparse_int4", "i64".
 const char* encoding_name(EncodingKind kind);
 std::optional<EncodingKind> encoding_from_name(std::string_view name);
 
 // What the writer should make of one constant.
 struct Encoding {
   EncodingKind kind = EncodingKind::kF32;
-  int axis = 0;        // int8/int4/sparse_int8: the channel axis that gets its own scales; -1 per tensor
-  int group_size = 0;  // int4: consecutive elements of a channel sharing one scale; 0 = whole channel
+  int axis = 0;        // quantized kinds: the channel axis that gets its own scales; -1 per tensor
+  int group_size = 0;  // int4 kinds: consecutive elements of a channel (stored or not) sharing one scale; 0 = whole channel
 
   static Encoding f32() { return {EncodingKind::kF32, -1, 0}; }
   static Encoding f16() { return {EncodingKind::kF16, -1, 0}; }
@@ -32,17 +40,19 @@ struct Encoding {
   static Encoding int4_group(int group_size = 32, int axis = 0) { return {EncodingKind::kInt4, axis, group_size}; }
   static Encoding sparse_f32() { return {EncodingKind::kSparseF32, -1, 0}; }
   static Encoding sparse_int8(int axis = 0) { return {EncodingKind::kSparseInt8, axis, 0}; }
+  static Encoding sparse_int4(int group_size = 0, int axis = 0) { return {EncodingKind::kSparseInt4, axis, group_size}; }
 };
 
 // A constant in its stored form. Quantized kinds dequantize as real = scale * (q - zero_point).
 struct EncodedTensor {
   EncodingKind kind = EncodingKind::kF32;
   ir::Shape shape;
-  // int8/int4/sparse_int8: one scale (and zero point, or none = all zero) per channel of
-  // `quant.axis` (-1: one for the tensor), times ceil(channel elements / group_size) for int4.
+  // Quantized kinds: one scale (and zero point, or none = all zero) per channel of `quant.axis`
+  // (-1: one for the tensor), times ceil(channel elements / group_size) for the int4 kinds.
   ir::QuantParams quant;
   // f32/f16/i64: little-endian values. int8: one code per element. int4: two's-complement nibbles,
-  // element 2k in the low nibble of byte k. sparse: the stored elements only (f32 LE or int8 codes).
+  // element 2k in the low nibble of byte k. sparse: the stored elements only (f32 LE, int8 codes,
+  // or int4 nibbles packed like int4: stored element 2k in the low nibble of byte k).
   std::vector<std::uint8_t> data;
   // sparse: bit k (LSB first within each byte) set when element k is stored; others are exactly 0.
   std::vector<std::uint8_t> mask;
@@ -60,7 +70,7 @@ Status check_encoded(const EncodedTensor& tensor, const std::string& what);
 Result<std::vector<float>> decode_constant(const EncodedTensor& tensor);
 Result<std::vector<std::int64_t>> decode_i64(const EncodedTensor& tensor);
 
-// The integer codes of an int8, int4 or sparse_int8 tensor, one per element (0 where a sparse
+// The integer codes of a quantized tensor, one per element (0 where a sparse
 // tensor stores nothing): what an integer backend feeds its kernels.
 Result<std::vector<std::int8_t>> unpack_codes(const EncodedTensor& tensor);
 

@@ -143,12 +143,12 @@ json tensor_json(const EncodedTensor& t, BlobWriter& blobs) {
   json j = json::object();
   j["encoding"] = encoding_name(t.kind);
   j["data"] = blobs.add(t.data);
-  if (!t.mask.empty() || t.kind == EncodingKind::kSparseF32 || t.kind == EncodingKind::kSparseInt8) j["mask"] = blobs.add(t.mask);
-  if (t.kind == EncodingKind::kInt8 || t.kind == EncodingKind::kInt4 || t.kind == EncodingKind::kSparseInt8) {
+  if (!t.mask.empty() || is_sparse(t.kind)) j["mask"] = blobs.add(t.mask);
+  if (is_quantized(t.kind)) {
     j["axis"] = t.quant.axis;
     if (t.quant.group_size != 0) j["group_size"] = t.quant.group_size;
     std::vector<std::uint8_t> scales;
-    if (t.kind == EncodingKind::kInt4) {
+    if (is_int4(t.kind)) {
       scales.resize(t.quant.scales.size() * 2);
       for (std::size_t k = 0; k < t.quant.scales.size(); ++k) {
         const std::uint16_t h = f32_to_f16(t.quant.scales[k]);
@@ -217,8 +217,7 @@ std::string write_bytes(const ir::Graph& g, const EomWriteOptions& options) {
       if (!encoded.ok()) throw Failure{encoded.error()};
       const EncodedTensor& t = encoded.value();
       jv["tensor"] = tensor_json(t, blobs);
-      const bool quantized = t.kind == EncodingKind::kInt8 || t.kind == EncodingKind::kInt4 || t.kind == EncodingKind::kSparseInt8;
-      if (v.quant && !quantized) jv["quant"] = quant_json(*v.quant);
+      if (v.quant && !is_quantized(t.kind)) jv["quant"] = quant_json(*v.quant);
     } else if (v.quant) {
       jv["quant"] = quant_json(*v.quant);
     }
@@ -496,12 +495,12 @@ class Reader {
     t.kind = *kind;
     t.shape = v.shape;
     t.data = to_bytes(blob(j, "data", where));
-    if (t.kind == EncodingKind::kSparseF32 || t.kind == EncodingKind::kSparseInt8) t.mask = to_bytes(blob(j, "mask", where));
-    if (t.kind == EncodingKind::kInt8 || t.kind == EncodingKind::kInt4 || t.kind == EncodingKind::kSparseInt8) {
+    if (is_sparse(t.kind)) t.mask = to_bytes(blob(j, "mask", where));
+    if (is_quantized(t.kind)) {
       t.quant.axis = static_cast<int>(int_in(field(j, "axis", where), -1, kMaxAxis, where + "'s axis"));
       if (j.contains("group_size")) t.quant.group_size = static_cast<int>(int_in(j["group_size"], 0, kMaxWindow - 1, where + "'s group size"));
       const std::string_view scales = blob(j, "scales", where);
-      const std::size_t width = t.kind == EncodingKind::kInt4 ? 2 : 4;
+      const std::size_t width = is_int4(t.kind) ? 2 : 4;
       if (scales.size() % width != 0) corrupt(where + "'s scales are " + std::to_string(scales.size()) + " bytes, not a multiple of " + std::to_string(width));
       t.quant.scales.resize(scales.size() / width);
       for (std::size_t k = 0; k < t.quant.scales.size(); ++k) {
@@ -562,7 +561,7 @@ class Reader {
           case EncodingKind::kF32: v.f32 = decode_constant(t).value(); break;
           default:
             v.f32 = decode_constant(t).value();
-            if (t.kind == EncodingKind::kInt8 || t.kind == EncodingKind::kInt4 || t.kind == EncodingKind::kSparseInt8) v.quant = t.quant;
+            if (is_quantized(t.kind)) v.quant = t.quant;
             model_.encoded.emplace(static_cast<int>(id), std::move(t));
         }
       }

@@ -30,7 +30,7 @@ Status write_eom(const ir::Graph& graph, const std::string& path, const EomWrite
 Result<std::string> write_eom_bytes(const ir::Graph& graph, const EomWriteOptions& options = {});
 
 // A read model: the graph ready to execute (every constant dequantized to f32 in Value::f32, and
-// Value::quant set to the stored scales for int8/int4/sparse_int8 constants) plus the stored form
+// Value::quant set to the stored scales for quantized constants) plus the stored form
 // of every constant not kept as plain f32/i64, keyed by value id, for integer backends.
 struct EomModel {
   ir::Graph graph;

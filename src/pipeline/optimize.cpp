@@ -118,8 +118,8 @@ void export_onnx_variant(Measured& m, const ir::Graph& graph, const format::EomW
   bool int4 = false;
   bool sparse = false;
   for (const auto& [name, e] : encoding.per_constant) {
-    int4 = int4 || e.kind == format::EncodingKind::kInt4;
-    sparse = sparse || e.kind == format::EncodingKind::kSparseF32 || e.kind == format::EncodingKind::kSparseInt8;
+    int4 = int4 || format::is_int4(e.kind);
+    sparse = sparse || format::is_sparse(e.kind);
   }
   if (int4) m.onnx_note = "the ONNX export holds the int4 weights dequantized to FP32 (these ONNX exports have no int4 type)";
   else if (sparse) m.onnx_note = "the ONNX export stores the pruned weights dense, zeros included (ONNX has no sparse weight storage here)";

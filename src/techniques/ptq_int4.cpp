@@ -90,6 +90,7 @@ Result<Output> PtqInt4::run(const Context& context) const {
     std::vector<std::string> int8_layers;
     std::int64_t int4_weights = 0;
     std::int64_t int8_weights = 0;
+    int sparse_layers = 0;
     std::size_t done = 0;
     for (const ir::Node& node : out.graph.nodes) {
       ++done;
@@ -114,10 +115,14 @@ Result<Output> PtqInt4::run(const Context& context) const {
         zeroed = zeroed_share(original, trial);
         use_int4 = error <= options_.fallback_error && zeroed <= options_.max_zeroed_share;
       }
+      const auto zeros = static_cast<double>(std::count(original.begin(), original.end(), 0.0F));
+      const bool sparse = options_.sparse && zeros >= options_.sparse_min_zero_share * static_cast<double>(original.size());
+      if (sparse) ++sparse_layers;
       if (use_int4) {
         w.f32 = std::move(trial);
         w.quant = ir::QuantParams{scales, {}, 0, options_.group_size};
-        out.encoding.per_constant[w.name] = format::Encoding::int4_group(options_.group_size, 0);
+        out.encoding.per_constant[w.name] =
+            sparse ? format::Encoding::sparse_int4(options_.group_size, 0) : format::Encoding::int4_group(options_.group_size, 0);
         int4_weights += static_cast<std::int64_t>(original.size());
       } else {
         std::vector<float> q8 = original;
@@ -135,7 +140,7 @@ Result<Output> PtqInt4::run(const Context& context) const {
         int8_layers.push_back(why.str());
         w.f32 = std::move(q8);
         w.quant = ir::QuantParams{s8, {}, 0, 0};
-        out.encoding.per_constant[w.name] = format::Encoding::int8_per_channel(0);
+        out.encoding.per_constant[w.name] = sparse ? format::Encoding::sparse_int8(0) : format::Encoding::int8_per_channel(0);
         int8_weights += static_cast<std::int64_t>(original.size());
       }
       if (context.progress) context.progress(static_cast<double>(done) / static_cast<double>(out.graph.nodes.size()), "quantized " + node.name);
@@ -146,6 +151,7 @@ Result<Output> PtqInt4::run(const Context& context) const {
     std::ostringstream s;
     s << int4_weights << " weights in int4 (groups of " << options_.group_size << ", MSE-searched clipping), " << int8_weights
       << " in int8";
+    if (options_.sparse) s << "; " << sparse_layers << " layer(s) stored sparse (bitmask plus non-zero codes)";
     out.notes.push_back(s.str());
     if (!int8_layers.empty()) {
       std::string list;

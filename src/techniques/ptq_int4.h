@@ -20,6 +20,11 @@ struct PtqInt4Options {
   // and int4 there cost the medium Fashion-MNIST model 1.5 pt on its own (measured), for 0.01 %
   // of its size.
   std::int64_t min_fan_in = 32;
+  // Store weights that are mostly zeros (pruned) as sparse_int4 / sparse_int8: a bitmask plus the
+  // non-zero codes. The mask costs 1 bit per element and saves 4 or 8 per zero, so it pays from
+  // `sparse_min_zero_share` zeros on. Off for plain ptq_int4 (trained weights have no zeros).
+  bool sparse = false;
+  double sparse_min_zero_share = 0.3;
 };
 
 class PtqInt4 final : public Technique {

@@ -18,7 +18,9 @@ const std::vector<const Technique*>& registry() {
   static const QatInt8 qat_int8;
   static const Distillation distillation;
   static const Hybrid hybrid;
-  static const std::vector<const Technique*> all{&ptq_int8, &ptq_int4, &prune_unstructured, &prune_structured, &qat_int8, &distillation, &hybrid};
+  static const Hybrid hybrid_int4(HybridOptions{.int4 = true});
+  static const std::vector<const Technique*> all{&ptq_int8, &ptq_int4,     &prune_unstructured, &prune_structured,
+                                                 &qat_int8, &distillation, &hybrid,             &hybrid_int4};
   return all;
 }
 

@@ -3,10 +3,12 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <random>
 #include <vector>
 
+#include "backend/executor.h"
 #include "data/dataset.h"
 #include "ir/graph.h"
 #include "ir/text.h"
@@ -62,6 +64,25 @@ inline Context context_for(const ir::Graph& g, const data::ImageSet& train, cons
   ctx.spec = spec;
   ctx.norm = pipeline::parse_normalization("unit").value();
   return ctx;
+}
+
+// Top-1 accuracy of `g` on `s`, prepared with the context's spec and normalisation.
+inline double top1(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) {
+  std::vector<float> x;
+  pipeline::prepare_batch(s, 0, s.count, ctx.spec, ctx.norm, x);
+  auto exec = backend::Executor::create(g);
+  EXPECT_TRUE(exec.ok()) << exec.error().to_string();
+  if (!exec.ok()) return 0;
+  auto logits = exec.value()->run(x.data(), s.count);
+  EXPECT_TRUE(logits.ok()) << logits.error().to_string();
+  if (!logits.ok()) return 0;
+  const std::int64_t classes = exec.value()->output_elements();
+  std::int64_t correct = 0;
+  for (std::int64_t i = 0; i < s.count; ++i) {
+    const auto row = logits->begin() + classes * i;
+    correct += std::max_element(row, row + classes) - row == s.labels[static_cast<std::size_t>(i)];
+  }
+  return static_cast<double>(correct) / static_cast<double>(s.count);
 }
 
 }  // namespace edgeopt::techniques::fixtures

@@ -197,18 +197,7 @@ ir::Graph small_cnn() {
   return g;
 }
 
-double accuracy(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) {
-  std::vector<float> x;
-  pipeline::prepare_batch(s, 0, s.count, ctx.spec, ctx.norm, x);
-  const std::vector<float> logits = run(g, x, s.count);
-  if (logits.size() != static_cast<std::size_t>(4 * s.count)) return 0;
-  std::int64_t correct = 0;
-  for (std::int64_t i = 0; i < s.count; ++i) {
-    const auto row = logits.begin() + 4 * i;
-    correct += std::max_element(row, row + 4) - row == s.labels[static_cast<std::size_t>(i)];
-  }
-  return static_cast<double>(correct) / static_cast<double>(s.count);
-}
+double accuracy(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) { return fixtures::top1(g, s, ctx); }
 
 class PruneStructuredTrained : public ::testing::Test {
  protected:

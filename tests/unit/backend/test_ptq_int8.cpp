@@ -88,16 +88,7 @@ std::vector<float> inputs_of(const data::ImageSet& s, const Context& ctx) {
   return x;
 }
 
-double accuracy(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) {
-  auto exec = backend::Executor::create(g);
-  EXPECT_TRUE(exec.ok()) << exec.error().to_string();
-  const auto x = inputs_of(s, ctx);
-  auto logits = exec.value()->run(x.data(), s.count);
-  EXPECT_TRUE(logits.ok()) << logits.error().to_string();
-  std::int64_t correct = 0;
-  for (std::int64_t i = 0; i < s.count; ++i) correct += ((*logits)[2 * i + 1] > (*logits)[2 * i]) == (s.labels[i] == 1);
-  return static_cast<double>(correct) / static_cast<double>(s.count);
-}
+double accuracy(const ir::Graph& g, const data::ImageSet& s, const Context& ctx) { return fixtures::top1(g, s, ctx); }
 
 class Int8Test : public ::testing::Test {
  protected:

@@ -39,6 +39,11 @@ Result<Output> QatInt8::run(const Context& context) const {
     train.seed = context.seed;
     train.fake_quant_weights = weights;
     train.fake_quant_activations = activations;
+    if (options_.distill_from_baseline) {
+      train.teacher = context.baseline;
+      train.distill_temperature = options_.distill_temperature;
+      train.distill_alpha = options_.distill_alpha;
+    }
     train.on_step = [&](std::int64_t step, std::int64_t total, float loss) {
       if (context.progress) {
         std::ostringstream msg;
@@ -59,7 +64,8 @@ Result<Output> QatInt8::run(const Context& context) const {
     std::ostringstream s;
     s << "started from ptq_int8 (" << int8::range_method_name(int8::RangeMethod::kMse) << "/percentile/min-max ranges, best kept); "
       << report->steps << " fake-quant steps over " << options_.epochs << " epoch(s) of " << count
-      << " training images (lr " << options_.learning_rate << ", cosine), BatchNorm folded before training; "
+      << " training images (lr " << options_.learning_rate << ", cosine; "
+      << (options_.distill_from_baseline ? "labels plus the FP32 model's logits" : "labels only") << "), BatchNorm folded before training; "
       << quantized.weight_ids.size() << " weights and " << activations.size() << " activations int8";
     out.notes.push_back(s.str());
     for (const std::string& n : ptq->notes) {

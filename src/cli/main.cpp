@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "backend/executor.h"
+#include "cli/benchmark_command.h"
 #include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
 #include "cli/optimize_command.h"
@@ -230,7 +231,7 @@ int main(int argc, char** argv) {
   CommonOptions common;
   std::string model_path;
   auto add_common = [&](CLI::App* cmd) {
-    cmd->add_option("model", model_path, "model file: .onnx, .h5, .keras or TorchScript .pt")->required();
+    cmd->add_option("model", model_path, "model file: .onnx, .h5, .keras, TorchScript .pt or EdgeOpt .eom")->required();
     cmd->add_flag("--json", common.json, "print JSON");
     cmd->add_option("--input-shape", common.input_shape, "input shape when the file lacks it, e.g. 1,3,224,224");
   };
@@ -264,6 +265,7 @@ int main(int argc, char** argv) {
   add_estimate_commands(app, callback_exit);
   add_zoo_commands(app, callback_exit);
   edgeopt::cli::add_optimize_command(app, callback_exit);
+  edgeopt::cli::add_benchmark_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

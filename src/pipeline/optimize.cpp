@@ -20,6 +20,7 @@
 #include "estimator/layers.h"
 #include "format/eom.h"
 #include "format/onnx_export.h"
+#include "pipeline/benchmark.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/model.h"
 #include "pipeline/preprocess.h"
@@ -69,21 +70,6 @@ std::string read_all(const std::string& path) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
-}
-
-// One round of batch-1 runs: at least `runs` runs and 200 ms. Returns p50 and p95 in ms.
-std::pair<double, double> latency_round(backend::Executor& exec, const std::vector<float>& sample, int runs) {
-  using clock = std::chrono::steady_clock;
-  std::vector<double> ms;
-  const auto start = clock::now();
-  while (static_cast<int>(ms.size()) < runs || (clock::now() - start < std::chrono::milliseconds(200) && ms.size() < 20000)) {
-    const auto t = clock::now();
-    (void)exec.run(sample.data(), 1);
-    ms.push_back(std::chrono::duration<double, std::milli>(clock::now() - t).count());
-  }
-  std::sort(ms.begin(), ms.end());
-  auto at = [&](double q) { return ms[static_cast<std::size_t>(std::min<double>(ms.size() - 1, std::floor(q * static_cast<double>(ms.size()))))]; };
-  return {at(0.5), at(0.95)};
 }
 
 // The ONNX twin of a variant, for runtimes that read ONNX: FP32 (pruned models as dense FP32)
@@ -170,45 +156,24 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
   m.samples = r->samples;
 }
 
-// Host latency: run with the machine to itself, after every technique has finished.
-// Host latency of every model, with the machine to itself: for one thread, then all threads, a
-// warm-up of each (20 runs and 200 ms: allocator, caches, kernel selection, thread pools), then
-// three rounds that visit every model in turn; each model reports its round with the lowest p50.
-// Interleaving puts the baseline and every variant under the same conditions, and the best round
-// keeps a slowdown from outside the model (another process, the VM's memory reclaim, a descheduled
-// vCPU) out of the comparison.
+// Host latency of every model with the machine to itself, after every technique has finished
+// (see measure_host_latency: interleaved rounds, best round per model).
 void measure_latencies(const std::vector<std::pair<Measured*, const ir::Graph*>>& models, const data::Dataset& dataset,
                        const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
-  std::vector<std::unique_ptr<backend::Executor>> executors;
-  for (const auto& [m, graph] : models) {
-    auto exec = backend::Executor::create(*graph);
-    if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
-    executors.push_back(std::move(exec).value());
-  }
   std::vector<float> sample;
   prepare_batch(dataset.test, 0, 1, spec, norm, sample);
-  for (const int threads : {1, 0}) {
-    backend::set_threads(threads);
-    std::vector<std::pair<double, double>> best(models.size(), {std::numeric_limits<double>::max(), 0.0});
-    for (auto& exec : executors) {
-      const auto warm_until = std::chrono::steady_clock::now() + std::chrono::milliseconds(200);
-      for (int i = 0; i < 20 || (std::chrono::steady_clock::now() < warm_until && i < 20000); ++i) (void)exec->run(sample.data(), 1);
-    }
-    for (int round = 0; round < 3; ++round) {
-      for (std::size_t k = 0; k < executors.size(); ++k) {
-        const auto r = latency_round(*executors[k], sample, options.latency_runs);
-        if (r.first < best[k].first) best[k] = r;
-      }
-    }
-    for (std::size_t k = 0; k < models.size(); ++k) {
-      Measured& m = *models[k].first;
-      if (threads == 1) {
-        std::tie(m.latency_p50_1t, m.latency_p95_1t) = best[k];
-      } else {
-        std::tie(m.latency_p50_all, m.latency_p95_all) = best[k];
-        m.all_threads = backend::thread_count();
-      }
-    }
+  std::vector<const ir::Graph*> graphs;
+  for (const auto& entry : models) graphs.push_back(entry.second);
+  auto timed = measure_host_latency(graphs, std::vector<std::vector<float>>(graphs.size(), sample), options.latency_runs);
+  if (!timed) fail(timed.error().code, timed.error().message, timed.error().hint);
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    Measured& m = *models[k].first;
+    const HostLatency& t = timed.value()[k];
+    m.latency_p50_1t = t.p50_1t;
+    m.latency_p95_1t = t.p95_1t;
+    m.latency_p50_all = t.p50_all;
+    m.latency_p95_all = t.p95_all;
+    m.all_threads = t.all_threads;
   }
 }
 
@@ -298,7 +263,8 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
     if (!model) throw Failure{model.error()};
     auto spec = input_spec(model->graph);
     if (!spec) throw Failure{spec.error()};
-    auto norm = parse_normalization(options.normalize);
+    // "auto" is resolved once the dataset is loaded, on training images.
+    Result<Normalization> norm = options.normalize == "auto" ? Result<Normalization>(Normalization{}) : parse_normalization(options.normalize);
     if (!norm) throw Failure{norm.error()};
     data::LoadOptions load;
     load.data_dir = options.data_dir;
@@ -314,6 +280,14 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
       auto probe = backend::Executor::create(model->graph);
       if (!probe) throw Failure{probe.error()};
       if (Status s = check_labels_match(*probe.value(), dataset.value()); !s) throw Failure{s.error()};
+      if (options.normalize == "auto") {
+        auto choice = choose_normalization(*probe.value(), dataset->train, spec.value());
+        if (!choice) throw Failure{choice.error()};
+        norm = choice->chosen;
+        std::string tried;
+        for (const auto& [name, acc] : choice->tried) tried += (tried.empty() ? "" : ", ") + name + " " + std::to_string(100 * acc).substr(0, 5) + " %";
+        report("fp32", 0.0, "--normalize auto chose " + norm->name + " on " + std::to_string(choice->slice) + " training images (" + tried + ")");
+      }
     }
     fs::create_directories(options.out_dir);
 

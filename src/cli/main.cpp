@@ -266,6 +266,7 @@ int main(int argc, char** argv) {
   add_zoo_commands(app, callback_exit);
   edgeopt::cli::add_optimize_command(app, callback_exit);
   edgeopt::cli::add_benchmark_command(app, callback_exit);
+  edgeopt::cli::add_techniques_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

@@ -39,6 +39,7 @@ struct OptimizeArgs {
   double max_drop_pct = -1;
   double max_size_mb = -1;
   double max_latency_ms = -1;
+  std::vector<std::string> params;  // --param technique.name=value
   bool json = false;
 };
 
@@ -130,6 +131,16 @@ int run(OptimizeArgs& a) {
   if (a.max_drop_pct >= 0) a.options.limits.max_accuracy_drop_percent = a.max_drop_pct;
   if (a.max_size_mb >= 0) a.options.limits.max_size_bytes = static_cast<std::int64_t>(a.max_size_mb * 1e6);
   if (a.max_latency_ms >= 0) a.options.limits.max_latency_ms = a.max_latency_ms;
+  for (const std::string& p : a.params) {
+    const auto dot = p.find('.');
+    const auto eq = p.find('=');
+    if (dot == std::string::npos || eq == std::string::npos || dot == 0 || eq < dot + 2 || eq + 1 == p.size()) {
+      return report_error(Error{ErrorCode::kInvalidArgument, "--param '" + p + "' is not technique.name=value",
+                                "e.g. --param ptq_int4.group_size=64; `edgeopt techniques` lists every parameter"},
+                          a.json);
+    }
+    a.options.params[p.substr(0, dot)][p.substr(dot + 1, eq - dot - 1)] = p.substr(eq + 1);
+  }
   a.options.cancel = &g_cancel;
   std::signal(SIGINT, on_interrupt);
   auto display = std::make_shared<ProgressDisplay>(isatty(STDERR_FILENO) != 0);
@@ -150,9 +161,10 @@ int run(OptimizeArgs& a) {
       std::printf("  %-18s failed: %s\n", v.value("technique", "").c_str(), v.value("error", std::string()).c_str());
       return;
     }
-    std::printf("  %-18s acc %6.2f %%  drop %5.2f pt  size %9lld B (gzip %9lld)  p50 %7.3f ms\n", v["technique"].get<std::string>().c_str(),
-                100 * v["accuracy"].get<double>(), v.value("accuracy_drop_pp", 0.0), static_cast<long long>(v["size_bytes"].get<std::int64_t>()),
-                static_cast<long long>(v["size_gzip_bytes"].get<std::int64_t>()), v["host_latency_ms"]["p50"].get<double>());
+    std::printf("  %-18s acc %6.2f %%  drop %5.2f pt  size %9lld B (gzip %9lld)  p50 %7.3f / %7.3f ms (1 / %d threads)\n",
+                v["technique"].get<std::string>().c_str(), 100 * v["accuracy"].get<double>(), v.value("accuracy_drop_pp", 0.0),
+                static_cast<long long>(v["size_bytes"].get<std::int64_t>()), static_cast<long long>(v["size_gzip_bytes"].get<std::int64_t>()),
+                v["host_latency_ms_1thread"]["p50"].get<double>(), v["host_latency_ms"]["p50"].get<double>(), v["host_latency_ms"]["threads"].get<int>());
   };
   std::printf("%s on %s (%s)\n", a.model.c_str(), r["dataset"]["name"].get<std::string>().c_str(), r["dataset"]["split_note"].get<std::string>().c_str());
   row(r["baseline"]);
@@ -191,8 +203,36 @@ void add_optimize_command(CLI::App& app, int& exit_code) {
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 40));
   cmd->add_option("--jobs", args->options.jobs, "techniques run at once (default: one per core, as memory allows)")->check(CLI::Range(0, 64));
   cmd->add_flag("--no-download", [args](std::int64_t) { args->options.allow_download = false; }, "never download datasets");
+  cmd->add_option("--param", args->params, "technique.name=value, repeatable (edgeopt techniques lists them)");
   cmd->add_flag("--json", args->json, "print results.json");
   cmd->callback([args, &exit_code] { exit_code = run(*args); });
+}
+
+void add_techniques_command(CLI::App& app, int& exit_code) {
+  auto as_json = std::make_shared<bool>(false);
+  auto* cmd = app.add_subcommand("techniques", "list the optimization techniques with their parameters and defaults");
+  cmd->add_flag("--json", *as_json, "print JSON");
+  cmd->callback([as_json, &exit_code] {
+    nlohmann::json out = nlohmann::json::array();
+    for (const techniques::Technique* t : techniques::registry()) {
+      nlohmann::json params = nlohmann::json::array();
+      for (const techniques::Param& p : t->params()) params.push_back({{"name", p.name}, {"default", p.value}, {"help", p.help}});
+      out.push_back({{"id", t->id()}, {"description", t->description()}, {"requires_data", t->requires_data()}, {"parameters", params}});
+    }
+    if (*as_json) {
+      std::cout << out.dump(2) << "\n";
+    } else {
+      for (const auto& t : out) {
+        std::printf("%s%s\n  %s\n", t["id"].get<std::string>().c_str(), t["requires_data"].get<bool>() ? " (needs training images)" : "",
+                    t["description"].get<std::string>().c_str());
+        for (const auto& p : t["parameters"]) {
+          std::printf("    %-22s %-14s %s\n", p["name"].get<std::string>().c_str(), p["default"].get<std::string>().c_str(), p["help"].get<std::string>().c_str());
+        }
+      }
+      std::printf("set one with: edgeopt optimize MODEL --param TECHNIQUE.NAME=VALUE\n");
+    }
+    exit_code = 0;
+  });
 }
 
 }  // namespace edgeopt::cli

@@ -7,5 +7,7 @@ namespace edgeopt::cli {
 
 // Registers the subcommand; when it runs (as a CLI11 callback) it stores its exit code.
 void add_optimize_command(CLI::App& app, int& exit_code);
+// `edgeopt techniques`: every technique with its parameters and their defaults.
+void add_techniques_command(CLI::App& app, int& exit_code);
 
 }  // namespace edgeopt::cli

@@ -53,6 +53,8 @@ struct Measured {
   double latency_p50_1t = 0, latency_p95_1t = 0, latency_p50_all = 0, latency_p95_all = 0;
   int all_threads = 0;
   double seconds = 0;
+  double estimated_seconds = 0;  // before the run: the technique's work x the measured pass time
+  json parameters = json::object();  // the technique's parameters as run
   std::vector<std::string> notes;
   std::map<std::string, double> metrics;
   json estimates = json::array();
@@ -156,6 +158,25 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
   m.samples = r->samples;
 }
 
+// The baseline's forward time per image on one thread, in batches like the techniques' (64
+// training images; the best of three), for the techniques' time estimates. Leaves one thread set.
+double seconds_per_image_pass(const ir::Graph& graph, const data::ImageSet& train, const InputSpec& spec, const Normalization& norm) {
+  const std::int64_t n = std::min<std::int64_t>(64, train.count);
+  if (n <= 0) return 0;
+  auto exec = backend::Executor::create(graph);
+  if (!exec) fail(exec.error().code, exec.error().message, exec.error().hint);
+  std::vector<float> batch;
+  prepare_batch(train, 0, n, spec, norm, batch);
+  backend::set_threads(1);
+  double best = std::numeric_limits<double>::max();
+  for (int round = 0; round < 4; ++round) {
+    const auto t = std::chrono::steady_clock::now();
+    (void)exec.value()->run(batch.data(), n);
+    if (round > 0) best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count());
+  }
+  return best / static_cast<double>(n);
+}
+
 // Host latency of every model with the machine to itself, after every technique has finished
 // (see measure_host_latency: interleaved rounds, best round per model).
 void measure_latencies(const std::vector<std::pair<Measured*, const ir::Graph*>>& models, const data::Dataset& dataset,
@@ -196,6 +217,10 @@ int default_jobs() {
 
 json to_json(const Measured& m, double baseline_accuracy) {
   json j{{"technique", m.technique}, {"status", m.status}, {"error", m.error.empty() ? json(nullptr) : json(m.error)}};
+  if (m.technique != "fp32") {
+    j["parameters"] = m.parameters;
+    j["estimated_seconds"] = m.estimated_seconds;
+  }
   if (m.status != "completed") return j;
   const double drop_pp = 100 * (baseline_accuracy - m.accuracy);
   j.update({{"precision", m.precision},
@@ -231,18 +256,29 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
     };
     // Everything that can be refused is checked before any work starts.
     std::vector<const techniques::Technique*> chosen;
+    std::string valid;
+    for (const auto* r : techniques::registry()) valid += (valid.empty() ? "" : ", ") + std::string(r->id());
     if (options.techniques.empty()) {
       chosen = techniques::registry();
     } else {
       for (const std::string& id : options.techniques) {
         const techniques::Technique* t = techniques::find_technique(id);
-        if (!t) {
-          std::string valid;
-          for (const auto* r : techniques::registry()) valid += (valid.empty() ? "" : ", ") + std::string(r->id());
-          fail(ErrorCode::kInvalidArgument, "unknown technique '" + id + "'", "available in this version: " + valid);
-        }
+        if (!t) fail(ErrorCode::kInvalidArgument, "unknown technique '" + id + "'", "available in this version: " + valid);
         chosen.push_back(t);
       }
+    }
+    // --param overrides: a configured copy of each technique they name.
+    std::vector<std::unique_ptr<techniques::Technique>> configured;
+    for (const auto& [id, values] : options.params) {
+      const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const techniques::Technique* t) { return t->id() == id; });
+      if (it == chosen.end()) {
+        fail(ErrorCode::kInvalidArgument, "--param names '" + id + "', which this run does not include",
+             techniques::find_technique(id) ? "add it to --techniques" : "techniques: " + valid);
+      }
+      auto copy = (*it)->with_params(values);
+      if (!copy) throw Failure{copy.error()};
+      *it = copy.value().get();
+      configured.push_back(std::move(copy).value());
     }
     const std::string data_dir = options.resources_dir.empty() ? estimator::find_data_dir() : options.resources_dir;
     auto catalog = estimator::load_device_catalog(data_dir + "/devices");
@@ -320,13 +356,21 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
                                      : dataset->train;
     std::vector<Measured> variants(chosen.size());
     std::vector<std::optional<techniques::Output>> outputs(chosen.size());
+    // What each technique will take, estimated before it starts: its work in image passes times
+    // the baseline's measured forward time per image on one thread (the techniques' setting).
+    const double pass_seconds = seconds_per_image_pass(model->graph, train, spec.value(), norm.value());
+    for (std::size_t i = 0; i < chosen.size(); ++i) {
+      variants[i].technique = std::string(chosen[i]->id());
+      variants[i].estimated_seconds = chosen[i]->estimate_work(train.count).image_passes * pass_seconds;
+      for (const techniques::Param& p : chosen[i]->params()) variants[i].parameters[p.name] = p.value;
+      report(variants[i].technique, 0.0, "queued, about " + std::to_string(static_cast<long long>(std::ceil(variants[i].estimated_seconds))) + " s (estimate)");
+    }
     std::atomic<std::size_t> next{0};
     auto work = [&] {
       backend::set_threads(1);
       for (std::size_t i = next++; i < chosen.size(); i = next++) {
         const techniques::Technique* t = chosen[i];
         Measured& m = variants[i];
-        m.technique = std::string(t->id());
         const auto t0 = std::chrono::steady_clock::now();
         if (options.cancel && options.cancel->load()) {
           m.status = "failed";

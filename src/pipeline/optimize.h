@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,8 @@ struct OptimizeOptions {
   bool allow_download = true;
   std::string normalize = "unit";
   std::vector<std::string> techniques;  // empty: all registered
+  // Technique parameters to change, by technique id then parameter name (--param id.name=value).
+  std::map<std::string, std::map<std::string, std::string>> params;
   std::string out_dir = "edgeopt-out";
   std::vector<std::string> devices;     // empty: every device in the catalogue
   std::string device;                   // the target device for latency limits and the pick

@@ -248,4 +248,34 @@ Result<Output> Distillation::run(const Context& context) const {
   return out;
 }
 
+std::vector<ParamField<DistillationOptions>> Distillation::fields() {
+  using O = DistillationOptions;
+  return {
+      field<O>("target_param_ratio", [](O& o) -> auto& { return o.target_param_ratio; }, "teacher params / student params, at least", 1, 1000),
+      field<O>("keep_fraction", [](O& o) -> auto& { return o.keep_fraction; }, "channels kept per hidden layer (0: the largest that reaches the ratio)", 0, 1),
+      field<O>("temperature", [](O& o) -> auto& { return o.temperature; }, "softmax temperature of the distillation term", 0.1, 100),
+      field<O>("alpha", [](O& o) -> auto& { return o.alpha; }, "weight of the distillation term (1 - alpha on the labels)", 0, 1),
+      field<O>("epochs", [](O& o) -> auto& { return o.epochs; }, "training epochs (more on small splits, see min_steps)", 1, 1000),
+      field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "training images (an evenly strided subset)", 1, 1e9),
+      field<O>("held_out_images", [](O& o) -> auto& { return o.held_out_images; }, "further training images the students are compared on", 0, 1e9),
+      field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate", 1e-7, 1),
+      field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536),
+      field<O>("init_from_teacher", [](O& o) -> auto& { return o.init_from_teacher; }, "start the student from the teacher's strongest channels"),
+      field<O>("compare_from_scratch", [](O& o) -> auto& { return o.compare_from_scratch; }, "also train the student from scratch on the labels (the baseline)"),
+      field<O>("min_steps", [](O& o) -> auto& { return o.min_steps; }, "optimizer steps at least (small splits get more epochs)", 0, 1e9),
+  };
+}
+
+WorkEstimate Distillation::estimate_work(std::int64_t train_images) const {
+  const auto held = static_cast<double>(std::min(options_.held_out_images, train_images / 2));
+  const double images = std::min(static_cast<double>(options_.max_train_images), static_cast<double>(train_images) - held);
+  const double steps_per_epoch = std::max(1.0, std::ceil(images / static_cast<double>(options_.batch_size)));
+  const double epochs = std::max(static_cast<double>(options_.epochs), std::ceil(static_cast<double>(options_.min_steps) / steps_per_epoch));
+  // The student has 1/ratio of the teacher's weights (and about as large a share of its MACs):
+  // distilled (student step + teacher forward), the same student on labels alone, from scratch too.
+  const double student = 3.0 / options_.target_param_ratio;
+  const double runs = (student + 1.0) + student * (1.0 + (options_.compare_from_scratch && options_.init_from_teacher ? 1.0 : 0.0));
+  return {images * epochs * runs + 2.0 * held};
+}
+
 }  // namespace edgeopt::techniques

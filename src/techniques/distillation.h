@@ -46,9 +46,11 @@ struct DistillationOptions {
   double flip_tolerance_pp = 2.0;
 };
 
-class Distillation final : public Technique {
+class Distillation final : public TechniqueWithOptions<Distillation, DistillationOptions> {
  public:
-  explicit Distillation(DistillationOptions options = {}) : options_(options) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<DistillationOptions>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "distillation"; }
   std::string_view description() const override {
     return "a 4x smaller student (narrower channels) trained on the teacher's softened logits plus labels, "
@@ -57,8 +59,6 @@ class Distillation final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  DistillationOptions options_;
 };
 
 // What distill() did, with both students, for the technique's notes and for tests.

@@ -53,4 +53,23 @@ Result<Output> Hybrid::run(const Context& context) const {
   });
 }
 
+std::vector<ParamField<HybridOptions>> Hybrid::fields() {
+  using O = HybridOptions;
+  std::vector<ParamField<O>> out{
+      field<O>("schedule", [](O& o) -> auto& { return o.prune.schedule; }, "sparsity after each pruning stage, comma-separated", 0, 0.999),
+      field<O>("epochs_per_stage", [](O& o) -> auto& { return o.prune.epochs_per_stage; }, "fine-tuning epochs after each stage", 0, 1000),
+      field<O>("max_train_images", [](O& o) -> auto& { return o.prune.max_train_images; }, "fine-tuning images (an evenly strided subset)", 1, 1e9),
+      field<O>("learning_rate", [](O& o) -> auto& { return o.prune.learning_rate; }, "Adam learning rate at the start of each stage", 1e-7, 1),
+      field<O>("calibration_images", [](O& o) -> auto& { return o.calibration_images; }, "training images the int8 activation ranges are calibrated on", 1, 1e7),
+      field<O>("group_size", [](O& o) -> auto& { return o.int4_options.group_size; }, "hybrid_int4: weights of a channel (stored or not) per f16 scale", 0, 1 << 20),
+  };
+  return out;
+}
+
+WorkEstimate Hybrid::estimate_work(std::int64_t train_images) const {
+  WorkEstimate work = PruneUnstructured(options_.prune).estimate_work(train_images);
+  if (!options_.int4) work.image_passes += 4.0 * static_cast<double>(std::min(options_.calibration_images, train_images));
+  return work;
+}
+
 }  // namespace edgeopt::techniques

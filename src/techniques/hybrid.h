@@ -21,9 +21,11 @@ struct HybridOptions {
   PtqInt4Options int4_options{.group_size = 128, .sparse = true};
 };
 
-class Hybrid final : public Technique {
+class Hybrid final : public TechniqueWithOptions<Hybrid, HybridOptions> {
  public:
-  explicit Hybrid(HybridOptions options = {}) : options_(std::move(options)) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<HybridOptions>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return options_.int4 ? "hybrid_int4" : "hybrid"; }
   std::string_view description() const override {
     return options_.int4 ? "magnitude pruning to 82 % with fine-tuning, then weight-only int4 (sparse int4 storage, float compute)"
@@ -32,8 +34,6 @@ class Hybrid final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  HybridOptions options_;
 };
 
 }  // namespace edgeopt::techniques

@@ -35,9 +35,11 @@ struct PruneStructuredOptions {
   float distill_alpha = 0.5F;
 };
 
-class PruneStructured final : public Technique {
+class PruneStructured final : public TechniqueWithOptions<PruneStructured, PruneStructuredOptions> {
  public:
-  explicit PruneStructured(PruneStructuredOptions options = {}) : options_(options) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<PruneStructuredOptions>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "prune_structured"; }
   std::string_view description() const override {
     return "channel pruning by filter importance with dependency-aware surgery (BatchNorm, residual adds, concat, "
@@ -46,8 +48,6 @@ class PruneStructured final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  PruneStructuredOptions options_;
 };
 
 }  // namespace edgeopt::techniques

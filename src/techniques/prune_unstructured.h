@@ -18,9 +18,11 @@ struct PruneUnstructuredOptions {
   std::int64_t batch_size = 128;
 };
 
-class PruneUnstructured final : public Technique {
+class PruneUnstructured final : public TechniqueWithOptions<PruneUnstructured, PruneUnstructuredOptions> {
  public:
-  explicit PruneUnstructured(PruneUnstructuredOptions options = {}) : options_(std::move(options)) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<PruneUnstructuredOptions>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "prune_unstructured"; }
   std::string_view description() const override {
     return "global magnitude pruning to 75 % sparsity, gradual, fine-tuned with masks, stored sparse";
@@ -28,8 +30,6 @@ class PruneUnstructured final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  PruneUnstructuredOptions options_;
 };
 
 // The magnitude below which weights are pruned so that `sparsity` of all values in `weights` go.

@@ -163,4 +163,20 @@ Result<Output> PtqInt4::run(const Context& context) const {
   });
 }
 
+std::vector<ParamField<PtqInt4Options>> PtqInt4::fields() {
+  using O = PtqInt4Options;
+  return {
+      field<O>("group_size", [](O& o) -> auto& { return o.group_size; }, "weights of an output channel sharing one f16 scale (0: the whole channel)", 0, 1 << 20),
+      field<O>("fallback_error", [](O& o) -> auto& { return o.fallback_error; }, "a layer whose relative int4 weight error exceeds this stays int8", 0, 10),
+      field<O>("max_zeroed_share", [](O& o) -> auto& { return o.max_zeroed_share; }, "a layer with more of its non-zero weights rounded to zero stays int8", 0, 1),
+      field<O>("min_elements", [](O& o) -> auto& { return o.min_elements; }, "weights with fewer elements stay int8", 0, 1e12),
+      field<O>("min_fan_in", [](O& o) -> auto& { return o.min_fan_in; }, "layers with fewer weights per output channel stay int8", 0, 1e12),
+      field<O>("sparse", [](O& o) -> auto& { return o.sparse; }, "store mostly-zero weights as a bitmask plus non-zero codes"),
+  };
+}
+
+WorkEstimate PtqInt4::estimate_work(std::int64_t) const {
+  return {0.0};  // no images: a clipping search over the weights, seconds at most
+}
+
 }  // namespace edgeopt::techniques

@@ -27,9 +27,11 @@ struct PtqInt4Options {
   double sparse_min_zero_share = 0.3;
 };
 
-class PtqInt4 final : public Technique {
+class PtqInt4 final : public TechniqueWithOptions<PtqInt4, PtqInt4Options> {
  public:
-  explicit PtqInt4(PtqInt4Options options = {}) : options_(options) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<PtqInt4Options>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "ptq_int4"; }
   std::string_view description() const override {
     return "weight-only int4, group-wise scales with an MSE clipping search, int8 fallback for sensitive layers";
@@ -37,8 +39,6 @@ class PtqInt4 final : public Technique {
   bool requires_data() const override { return false; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  PtqInt4Options options_;
 };
 
 // Quantizes `weights` (channel-major, `channels` rows) to symmetric codes in [-qmax-1, qmax] with

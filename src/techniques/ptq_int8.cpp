@@ -48,4 +48,14 @@ Result<Output> PtqInt8::run(const Context& context) const {
   return int8::quantize_static(*context.baseline, context, options_.calibration_images, false, 0.0, 1.0);
 }
 
+std::vector<ParamField<PtqInt8Options>> PtqInt8::fields() {
+  return {field<PtqInt8Options>("calibration_images", [](PtqInt8Options& o) -> auto& { return o.calibration_images; },
+                                "training images the activation ranges are calibrated on", 1, 1e7)};
+}
+
+WorkEstimate PtqInt8::estimate_work(std::int64_t train_images) const {
+  // A float pass to collect ranges, then each of the three range methods scored with int8 kernels.
+  return {4.0 * static_cast<double>(std::min(options_.calibration_images, train_images))};
+}
+
 }  // namespace edgeopt::techniques

@@ -13,9 +13,11 @@ struct PtqInt8Options {
   std::int64_t calibration_images = 1024;  // evenly strided over the training split
 };
 
-class PtqInt8 final : public Technique {
+class PtqInt8 final : public TechniqueWithOptions<PtqInt8, PtqInt8Options> {
  public:
-  explicit PtqInt8(PtqInt8Options options = {}) : options_(options) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<PtqInt8Options>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "ptq_int8"; }
   std::string_view description() const override {
     return "static int8: BatchNorm folded, per-channel int8 weights, calibrated activations, LibTorch int8 kernels";
@@ -23,8 +25,6 @@ class PtqInt8 final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  PtqInt8Options options_;
 };
 
 namespace int8 {

@@ -23,9 +23,11 @@ struct QatInt8Options {
   float distill_alpha = 0.9F;
 };
 
-class QatInt8 final : public Technique {
+class QatInt8 final : public TechniqueWithOptions<QatInt8, QatInt8Options> {
  public:
-  explicit QatInt8(QatInt8Options options = {}) : options_(options) {}
+  using TechniqueWithOptions::TechniqueWithOptions;
+  static std::vector<ParamField<QatInt8Options>> fields();
+  WorkEstimate estimate_work(std::int64_t train_images) const override;
   std::string_view id() const override { return "qat_int8"; }
   std::string_view description() const override {
     return "quantization-aware fine-tuning (fake-quant, straight-through) from the PTQ ranges, then the same int8 kernels";
@@ -33,8 +35,6 @@ class QatInt8 final : public Technique {
   bool requires_data() const override { return true; }
   Result<Output> run(const Context& context) const override;
 
- private:
-  QatInt8Options options_;
 };
 
 }  // namespace edgeopt::techniques

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "format/eom.h"
 #include "ir/graph.h"
 #include "pipeline/preprocess.h"
+#include "techniques/params.h"
 
 namespace edgeopt::techniques {
 
@@ -39,6 +41,14 @@ struct Output {
   std::map<std::string, double> metrics;
 };
 
+// What a run will cost, in image passes: one forward pass of the baseline over one image is 1; a
+// training step on one image counts 3 (forward, backward, update), plus 1 more for a teacher's
+// forward pass. `edgeopt optimize` times the baseline's forward pass on one thread and multiplies,
+// which gives an estimate (labelled as one) before any technique starts.
+struct WorkEstimate {
+  double image_passes = 0;
+};
+
 class Technique {
  public:
   virtual ~Technique() = default;
@@ -46,6 +56,32 @@ class Technique {
   virtual std::string_view description() const = 0;
   virtual bool requires_data() const = 0;
   virtual Result<Output> run(const Context& context) const = 0;
+  // The parameters a user may set, with their current values (the defaults, for the registry's).
+  virtual std::vector<Param> params() const = 0;
+  // A copy with some parameters changed; an unknown name or a bad value is an error saying which.
+  virtual Result<std::unique_ptr<Technique>> with_params(const std::map<std::string, std::string>& values) const = 0;
+  // The expected work on a training split of `train_images` images (see WorkEstimate).
+  virtual WorkEstimate estimate_work(std::int64_t train_images) const = 0;
+};
+
+// The parameter plumbing every technique shares: `Derived::fields()` lists the settable fields of
+// its options struct `O`.
+template <class Derived, class O>
+class TechniqueWithOptions : public Technique {
+ public:
+  explicit TechniqueWithOptions(O options = {}) : options_(std::move(options)) {}
+  std::vector<Param> params() const override { return describe(options_, Derived::fields()); }
+  Result<std::unique_ptr<Technique>> with_params(const std::map<std::string, std::string>& values) const override {
+    return capture([&]() -> std::unique_ptr<Technique> {
+      O options = options_;
+      apply(options, Derived::fields(), values, id());
+      return std::make_unique<Derived>(std::move(options));
+    });
+  }
+  const O& options() const { return options_; }
+
+ protected:
+  O options_;
 };
 
 // Every technique EdgeOpt has, in the order results are shown.

@@ -73,9 +73,15 @@ def test_optimize_int8_file_is_really_int8(fashion_dir, tmp_path):
     import onnx
     out = tmp_path / "run"
     r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "500", "--out", out,
-                "--techniques", "ptq_int8", "--max-train-images", "1000", "--devices", "raspberry_pi_4", "--json")
+                "--techniques", "ptq_int8", "--max-train-images", "1000", "--devices", "raspberry_pi_4",
+                "--param", "ptq_int8.calibration_images=256", "--json")
     assert r.code == 0, r.stderr
     (v,) = r.json()["variants"]
+    # The parameter given is the one used, and the run was estimated before it started.
+    assert v["parameters"] == {"calibration_images": "256"}
+    assert any("on 256 training images" in n for n in v["notes"]), v["notes"]
+    assert v["estimated_seconds"] > 0
+    assert "(estimate)" in r.stderr
     m = onnx.load(v["onnx_artifact"])
     ops = {n.op_type for n in m.graph.node}
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
@@ -85,6 +91,28 @@ def test_optimize_int8_file_is_really_int8(fashion_dir, tmp_path):
     e = run_cli("evaluate", v["artifact"], "--dataset", "fashion-mnist", "--no-download", "--limit", "500", "--json")
     assert e.code == 0, e.stderr
     assert abs(e.json()["accuracy"] - v["accuracy"]) < 1e-9
+
+
+def test_optimize_third_party_model_with_auto_normalization_and_hybrid_int4(shared_dir, tmp_path):
+    """The PyTorch 1.10 MNIST export on the real mnist-10k digits: --normalize auto picks the input
+    scaling on training images and says so; hybrid_int4 prunes and stores sparse int4."""
+    model = os.path.join(shared_dir, "fixtures", "models", "pytorch1.10_mnist_cnn.onnx")
+    out = tmp_path / "run"
+    r = run_cli("optimize", model, "--dataset", "mnist", "--data-dir", os.path.join(shared_dir, "datasets", "mnist-10k"),
+                "--normalize", "auto", "--no-download", "--out", out, "--techniques", "hybrid_int4", "--max-train-images", "3000",
+                "--devices", "raspberry_pi_4", "--json")
+    assert r.code == 0, r.stderr
+    res = r.json()
+    assert res["preprocessing"].startswith("unit"), res["preprocessing"]
+    assert "--normalize auto chose unit" in r.stderr
+    assert res["baseline"]["accuracy"] > 0.95
+    (v,) = res["variants"]
+    assert v["technique"] == "hybrid_int4" and v["status"] == "completed", v["error"]
+    assert v["size_bytes"] == os.path.getsize(v["artifact"])
+    assert v["size_bytes"] <= 0.10 * res["baseline"]["size_bytes"]
+    assert v["nonzero_params"] <= 0.25 * v["params"]
+    assert v["accuracy_drop_pp"] <= 1.5
+    assert any("int4" in n and "sparse" in n for n in v["notes"]), v["notes"]
 
 
 def test_optimize_refuses_mismatched_labels_before_work(tmp_path, shared_dir):
@@ -106,6 +134,34 @@ def test_optimize_refuses_mismatched_labels_before_work(tmp_path, shared_dir):
     assert r.code == 1, r.stderr
     assert "2 classes" in r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_optimize_refuses_bad_parameters_before_work(tmp_path):
+    cases = [("ptq_int8.bits=4", "ptq_int8 has no parameter 'bits'"),
+             ("ptq_int8.calibration_images=lots", "needs a number"),
+             ("prune_structured.steps=2", "does not include"),
+             ("calibration_images=5", "not technique.name=value")]
+    for param, message in cases:
+        out = tmp_path / param.replace("=", "_")
+        r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--techniques", "ptq_int8",
+                    "--param", param, "--out", out)
+        assert r.code == 1, (param, r.stderr)
+        assert message in r.stderr, (param, r.stderr)
+        assert not out.exists()
+
+
+def test_techniques_lists_every_parameter_with_its_default():
+    r = run_cli("techniques", "--json")
+    assert r.code == 0, r.stderr
+    techniques = {t["id"]: t for t in r.json()}
+    assert set(techniques) == {"ptq_int8", "ptq_int4", "prune_unstructured", "prune_structured", "qat_int8", "distillation",
+                               "hybrid", "hybrid_int4"}
+    int4 = {p["name"]: p for p in techniques["ptq_int4"]["parameters"]}
+    assert int4["group_size"]["default"] == "32"
+    assert techniques["ptq_int4"]["requires_data"] is False
+    assert all(p["help"] for t in techniques.values() for p in t["parameters"])
+    text = run_cli("techniques")
+    assert text.code == 0 and "group_size" in text.stdout
 
 
 def test_optimize_unknown_technique_lists_valid_ones(tmp_path):

@@ -66,7 +66,7 @@ at::Tensor conv(const Node& n, const at::Tensor& x, const at::Tensor& w, const c
   const std::vector<std::int64_t> padding =
       pads.symmetric() ? std::vector<std::int64_t>{pads.top, pads.left} : std::vector<std::int64_t>{0, 0};
   if (small_single_image_conv(input, w, a.group, strides, padding, dilations)) {
-    return at::thnn_conv2d(input.contiguous(), w, {w.size(2), w.size(3)}, b, strides, padding);
+    return at::thnn_conv2d(input.contiguous(), w.contiguous(), {w.size(2), w.size(3)}, b, strides, padding);
   }
   return at::conv2d(input, w, b, strides, padding, dilations, a.group);
 }

@@ -66,6 +66,65 @@ TEST(Executor, AsymmetricConvMatchesReference) {
   for (std::size_t i = 0; i < ref.size(); ++i) EXPECT_NEAR((*out)[i], ref[i], 1e-5);
 }
 
+// A single image takes a different convolution kernel than a batch (im2col + GEMM below 1M MACs,
+// see executor_torch.cpp): both agree with the reference for 5x5, strided, padded (symmetric and
+// not), biased convs and for an NHWC input transposed to a 1-channel NCHW tensor.
+TEST(Executor, SingleImageAndBatchConvolutionsAgreeWithTheReference) {
+  struct Case {
+    int c, h, oc, k, stride;
+    std::vector<std::int64_t> pads;  // top, left, bottom, right
+    bool nhwc_input;
+  };
+  const std::vector<Case> cases{{1, 28, 10, 5, 1, {0, 0, 0, 0}, false}, {10, 12, 20, 5, 1, {2, 2, 2, 2}, false},
+                                {1, 28, 32, 3, 1, {0, 0, 0, 0}, true},  {3, 9, 4, 3, 2, {0, 0, 1, 1}, false},
+                                {4, 16, 8, 3, 1, {1, 1, 1, 1}, true}};
+  unsigned seed = 10;
+  for (const Case& c : cases) {
+    Graph g;
+    int x = c.nhwc_input ? g.add_input("x", {kBatch, c.h, c.h, c.c}, Layout::kNHWC) : g.add_input("x", {kBatch, c.c, c.h, c.h}, Layout::kNCHW);
+    if (c.nhwc_input) {
+      Attrs t;
+      t.perm = {0, 3, 1, 2};
+      x = g.add_node(OpKind::kTranspose, "to_nchw", {x}, t);
+    }
+    const auto kernel = random_values(static_cast<std::size_t>(c.oc * c.c * c.k * c.k), seed++);
+    const auto bias = random_values(static_cast<std::size_t>(c.oc), seed++);
+    Attrs a;
+    a.strides = {c.stride, c.stride};
+    a.pads = c.pads;
+    g.outputs = {g.add_node(OpKind::kConv, "conv", {x, g.add_constant("w", {c.oc, c.c, c.k, c.k}, kernel), g.add_constant("b", {c.oc}, bias)}, a)};
+    ASSERT_TRUE(ir::verify(g).ok());
+    const ir::Shape out_shape = g.value(g.outputs[0]).shape;
+    const int oh = static_cast<int>(out_shape[2]);
+    const int ow = static_cast<int>(out_shape[3]);
+    const std::size_t per = static_cast<std::size_t>(c.c * c.h * c.h);
+    const auto input = random_values(2 * per, seed++);
+    auto exec = Executor::create(g);
+    ASSERT_TRUE(exec.ok());
+    auto batch = exec.value()->run(input.data(), 2);
+    ASSERT_TRUE(batch.ok()) << batch.error().message;
+    for (int n = 0; n < 2; ++n) {
+      auto single = exec.value()->run(input.data() + n * per, 1);
+      ASSERT_TRUE(single.ok()) << single.error().message;
+      // The reference takes NCHW: transpose the NHWC sample first.
+      std::vector<float> nchw(per);
+      for (int ci = 0; ci < c.c; ++ci)
+        for (int i = 0; i < c.h * c.h; ++i) {
+          nchw[static_cast<std::size_t>(ci * c.h * c.h + i)] =
+              c.nhwc_input ? input[n * per + static_cast<std::size_t>(i * c.c + ci)] : input[n * per + static_cast<std::size_t>(ci * c.h * c.h + i)];
+        }
+      auto ref = reference_conv(nchw, c.c, c.h, c.h, kernel, c.oc, c.k, c.k, c.stride, static_cast<int>(c.pads[0]), static_cast<int>(c.pads[1]), oh, ow);
+      for (int o = 0; o < c.oc; ++o)
+        for (int i = 0; i < oh * ow; ++i) ref[static_cast<std::size_t>(o * oh * ow + i)] += bias[static_cast<std::size_t>(o)];
+      ASSERT_EQ(single->size(), ref.size());
+      for (std::size_t i = 0; i < ref.size(); ++i) {
+        ASSERT_NEAR((*single)[i], ref[i], 1e-4) << "case k" << c.k << " c" << c.c << ", image " << n << ", element " << i;
+        ASSERT_NEAR((*batch)[n * ref.size() + i], ref[i], 1e-4) << "batch, case k" << c.k << " c" << c.c << ", element " << i;
+      }
+    }
+  }
+}
+
 TEST(Executor, AvgPoolExcludesPaddingLikeOnnx) {
   Graph g;
   const int x = g.add_input("x", {kBatch, 1, 3, 3}, Layout::kNCHW);

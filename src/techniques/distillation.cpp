@@ -250,20 +250,18 @@ Result<Output> Distillation::run(const Context& context) const {
 
 std::vector<ParamField<DistillationOptions>> Distillation::fields() {
   using O = DistillationOptions;
-  return {
+  const std::vector<ParamField<O>> fields{
       field<O>("target_param_ratio", [](O& o) -> auto& { return o.target_param_ratio; }, "teacher params / student params, at least", 1, 1000),
       field<O>("keep_fraction", [](O& o) -> auto& { return o.keep_fraction; }, "channels kept per hidden layer (0: the largest that reaches the ratio)", 0, 1),
       field<O>("temperature", [](O& o) -> auto& { return o.temperature; }, "softmax temperature of the distillation term", 0.1, 100),
       field<O>("alpha", [](O& o) -> auto& { return o.alpha; }, "weight of the distillation term (1 - alpha on the labels)", 0, 1),
       field<O>("epochs", [](O& o) -> auto& { return o.epochs; }, "training epochs (more on small splits, see min_steps)", 1, 1000),
-      field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "training images (an evenly strided subset)", 1, 1e9),
       field<O>("held_out_images", [](O& o) -> auto& { return o.held_out_images; }, "further training images the students are compared on", 0, 1e9),
-      field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate", 1e-7, 1),
-      field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536),
       field<O>("init_from_teacher", [](O& o) -> auto& { return o.init_from_teacher; }, "start the student from the teacher's strongest channels"),
       field<O>("compare_from_scratch", [](O& o) -> auto& { return o.compare_from_scratch; }, "also train the student from scratch on the labels (the baseline)"),
       field<O>("min_steps", [](O& o) -> auto& { return o.min_steps; }, "optimizer steps at least (small splits get more epochs)", 0, 1e9),
   };
+  return concat(fields, training_fields<O>());
 }
 
 WorkEstimate Distillation::estimate_work(std::int64_t train_images) const {

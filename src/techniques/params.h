@@ -87,6 +87,30 @@ ParamField<O> field(std::string name, Ref ref, std::string help, double lo = 0, 
   return f;
 }
 
+// The fine-tuning fields shared by techniques whose options have `max_train_images`,
+// `learning_rate` and `batch_size`.
+template <class O>
+std::vector<ParamField<O>> training_fields() {
+  return {field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "training images used (an evenly strided subset)", 1, 1e9),
+          field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate (decay: see docs/techniques.md)", 1e-8, 1),
+          field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536)};
+}
+
+// Distillation from the FP32 model while fine-tuning, for options with `distill_from_baseline`,
+// `distill_temperature` and `distill_alpha`.
+template <class O>
+std::vector<ParamField<O>> distill_fields() {
+  return {field<O>("distill_from_baseline", [](O& o) -> auto& { return o.distill_from_baseline; }, "also learn from the FP32 model's softened logits"),
+          field<O>("distill_temperature", [](O& o) -> auto& { return o.distill_temperature; }, "softmax temperature of the distillation term", 0.1, 100),
+          field<O>("distill_alpha", [](O& o) -> auto& { return o.distill_alpha; }, "weight of the distillation term (1 - alpha on the labels)", 0, 1)};
+}
+
+template <class O>
+std::vector<ParamField<O>> concat(std::vector<ParamField<O>> a, const std::vector<ParamField<O>>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
 template <class O>
 std::vector<Param> describe(const O& options, const std::vector<ParamField<O>>& fields) {
   std::vector<Param> out;

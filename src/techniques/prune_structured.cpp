@@ -190,20 +190,15 @@ Result<Output> PruneStructured::run(const Context& context) const {
 
 std::vector<ParamField<PruneStructuredOptions>> PruneStructured::fields() {
   using O = PruneStructuredOptions;
-  return {
+  const std::vector<ParamField<O>> fields{
       field<O>("target_mac_reduction", [](O& o) -> auto& { return o.target_mac_reduction; }, "share of the MACs to remove", 0.01, 0.99),
       field<O>("steps", [](O& o) -> auto& { return o.steps; }, "pruning steps, each followed by fine-tuning", 1, 100),
       field<O>("global_ranking", [](O& o) -> auto& { return o.global_ranking; }, "one importance threshold across layers (false: the same share per layer)"),
       field<O>("min_keep", [](O& o) -> auto& { return o.min_keep; }, "share of its channels every layer keeps, at least", 0, 1),
       field<O>("epochs_per_step", [](O& o) -> auto& { return o.epochs_per_step; }, "fine-tuning epochs after each step but the last", 0, 1000),
       field<O>("final_epochs", [](O& o) -> auto& { return o.final_epochs; }, "fine-tuning epochs after the last step", 0, 1000),
-      field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "fine-tuning images (an evenly strided subset)", 1, 1e9),
-      field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate", 1e-7, 1),
-      field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536),
-      field<O>("distill_from_baseline", [](O& o) -> auto& { return o.distill_from_baseline; }, "fine-tune on the unpruned model's softened logits as well as the labels"),
-      field<O>("distill_temperature", [](O& o) -> auto& { return o.distill_temperature; }, "softmax temperature of the distillation term", 0.1, 100),
-      field<O>("distill_alpha", [](O& o) -> auto& { return o.distill_alpha; }, "weight of the distillation term (1 - alpha on the labels)", 0, 1),
   };
+  return concat(concat(fields, training_fields<O>()), distill_fields<O>());
 }
 
 WorkEstimate PruneStructured::estimate_work(std::int64_t train_images) const {

@@ -96,13 +96,11 @@ Result<Output> PruneUnstructured::run(const Context& context) const {
 
 std::vector<ParamField<PruneUnstructuredOptions>> PruneUnstructured::fields() {
   using O = PruneUnstructuredOptions;
-  return {
+  const std::vector<ParamField<O>> fields{
       field<O>("schedule", [](O& o) -> auto& { return o.schedule; }, "sparsity after each stage, comma-separated; the last is the target", 0, 0.999),
       field<O>("epochs_per_stage", [](O& o) -> auto& { return o.epochs_per_stage; }, "fine-tuning epochs after each stage", 0, 1000),
-      field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "fine-tuning images (an evenly strided subset)", 1, 1e9),
-      field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate at the start of each stage (cosine decay)", 1e-7, 1),
-      field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536),
   };
+  return concat(fields, training_fields<O>());
 }
 
 WorkEstimate PruneUnstructured::estimate_work(std::int64_t train_images) const {

@@ -79,16 +79,11 @@ Result<Output> QatInt8::run(const Context& context) const {
 
 std::vector<ParamField<QatInt8Options>> QatInt8::fields() {
   using O = QatInt8Options;
-  return {
+  const std::vector<ParamField<O>> fields{
       field<O>("calibration_images", [](O& o) -> auto& { return o.calibration_images; }, "training images the starting ranges are calibrated on", 1, 1e7),
-      field<O>("max_train_images", [](O& o) -> auto& { return o.max_train_images; }, "fine-tuning images (an evenly strided subset)", 1, 1e9),
       field<O>("epochs", [](O& o) -> auto& { return o.epochs; }, "fake-quant fine-tuning epochs", 0, 1000),
-      field<O>("learning_rate", [](O& o) -> auto& { return o.learning_rate; }, "Adam learning rate (cosine decay)", 1e-8, 1),
-      field<O>("batch_size", [](O& o) -> auto& { return o.batch_size; }, "images per step", 1, 65536),
-      field<O>("distill_from_baseline", [](O& o) -> auto& { return o.distill_from_baseline; }, "train on the FP32 model's softened logits as well as the labels"),
-      field<O>("distill_temperature", [](O& o) -> auto& { return o.distill_temperature; }, "softmax temperature of the distillation term", 0.1, 100),
-      field<O>("distill_alpha", [](O& o) -> auto& { return o.distill_alpha; }, "weight of the distillation term (1 - alpha on the labels)", 0, 1),
   };
+  return concat(concat(fields, training_fields<O>()), distill_fields<O>());
 }
 
 WorkEstimate QatInt8::estimate_work(std::int64_t train_images) const {

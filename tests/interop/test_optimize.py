@@ -27,7 +27,7 @@ def ort_accuracy(path, x, y):
     return float((logits.argmax(1) == y).mean())
 
 
-TECHNIQUES = "ptq_int8,ptq_int4,prune_unstructured,qat_int8,hybrid"
+TECHNIQUES = "ptq_int8,ptq_int4,prune_unstructured,qat_int8,hybrid,hybrid_int4"
 
 
 def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
@@ -60,6 +60,10 @@ def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
     assert variants["qat_int8"]["accuracy"] >= variants["ptq_int8"]["accuracy"] - 0.002
     assert variants["hybrid"]["size_bytes"] <= 0.12 * base["size_bytes"]
     assert variants["hybrid"]["precision"] == "int8"
+    # Same pruning, int4 codes: smaller still, computed in float (weight-only).
+    assert variants["hybrid_int4"]["size_bytes"] < variants["hybrid"]["size_bytes"]
+    assert variants["hybrid_int4"]["precision"] == "fp32"
+    assert variants["hybrid_int4"]["accuracy_drop_pp"] <= 1.5
     assert res["recommendation"]["technique"] in ["fp32"] + TECHNIQUES.split(",")
     assert res["recommendation"]["reasoning"]
     # Every ONNX twin gives the same accuracy in ONNX Runtime (QDQ int8 included), within 0.1 pt.

@@ -6,17 +6,28 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "importers/import.h"
 
+namespace {
+
+const std::string& input_path() {
+  static const std::string path = "/tmp/edgeopt_fuzz_detect_" + std::to_string(getpid());
+  return path;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   setenv("EDGEOPT_IMPORT_TIMEOUT_S", "10", 1);
+  std::atexit([] { std::remove(input_path().c_str()); });
   return 0;
 }
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
-  static const std::string path = "/tmp/edgeopt_fuzz_detect_" + std::to_string(getpid());
+  const std::string& path = input_path();
   if (std::FILE* f = std::fopen(path.c_str(), "wb")) {
     std::fwrite(data, 1, size, f);
     std::fclose(f);

@@ -43,8 +43,18 @@ void write_file(const std::string& path, const std::string& bytes) {
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
 }
 
+fs::path temp_dir() { return fs::temp_directory_path() / ("edgeopt_keras_test_" + std::to_string(::getpid())); }
+
+// This process's temporary folder goes when the tests end.
+const struct TempDirCleanup {
+  ~TempDirCleanup() {
+    std::error_code ignored;
+    fs::remove_all(temp_dir(), ignored);
+  }
+} temp_dir_cleanup;
+
 std::string temp_path(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("edgeopt_keras_test_" + std::to_string(::getpid()));
+  const fs::path dir = temp_dir();
   fs::create_directories(dir);
   return (dir / name).string();
 }

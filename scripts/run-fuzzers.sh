@@ -13,9 +13,11 @@ for bin in "$BUILD"/fuzz_*; do
   echo "fuzzing $name for ${SECONDS_EACH}s"
   # Parsers that run in a child process (see src/importers/isolated.h) may crash there by design;
   # artifacts go to the scratch folder, and only a crash of the fuzzed process itself fails.
-  if ! LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp "$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=0 -artifact_prefix="$work/" "$work" > "$work.log" 2>&1; then
+  # TMPDIR: files a target writes for its parser go to a scratch folder removed below.
+  scratch=$(mktemp -d)
+  if ! TMPDIR="$scratch" LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp "$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=0 -artifact_prefix="$work/" "$work" > "$work.log" 2>&1; then
     echo "FAILED: $name"; tail -40 "$work.log"; failed=1
   fi
-  rm -rf "$work" "$work.log"
+  rm -rf "$work" "$work.log" "$scratch"
 done
 exit $failed

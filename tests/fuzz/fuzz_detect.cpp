@@ -7,14 +7,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include "importers/import.h"
 
 namespace {
 
+// In $TMPDIR, which scripts/run-fuzzers.sh points at a scratch folder it removes afterwards.
 const std::string& input_path() {
-  static const std::string path = "/tmp/edgeopt_fuzz_detect_" + std::to_string(getpid());
+  static const std::string path = (std::filesystem::temp_directory_path() / ("edgeopt_fuzz_detect_" + std::to_string(getpid()))).string();
   return path;
 }
 
@@ -22,7 +24,6 @@ const std::string& input_path() {
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   setenv("EDGEOPT_IMPORT_TIMEOUT_S", "10", 1);
-  std::atexit([] { std::remove(input_path().c_str()); });
   return 0;
 }
 

@@ -363,7 +363,9 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
       variants[i].technique = std::string(chosen[i]->id());
       variants[i].estimated_seconds = chosen[i]->estimate_work(train.count).image_passes * pass_seconds;
       for (const techniques::Param& p : chosen[i]->params()) variants[i].parameters[p.name] = p.value;
-      report(variants[i].technique, 0.0, "queued, about " + std::to_string(static_cast<long long>(std::ceil(variants[i].estimated_seconds))) + " s (estimate)");
+      const double e = variants[i].estimated_seconds;
+      report(variants[i].technique, 0.0,
+             e < 1 ? "queued, under a second of work (estimate)" : "queued, about " + std::to_string(static_cast<long long>(std::ceil(e))) + " s (estimate)");
     }
     std::atomic<std::size_t> next{0};
     auto work = [&] {

@@ -305,7 +305,9 @@ void check_code(const std::string& code, const std::string& source) {
            source + ": a class in the archive defines " + name + "(); LibTorch runs a class's __setstate__() while it loads the file, and EdgeOpt never runs a model's own code",
            "export the model to ONNX instead: torch.onnx.export(model.eval(), torch.randn(1, 3, 224, 224), \"model.onnx\", opset_version=13)");
     }
-    if (harmless.count(name) == 0 && code.find("." + name + "(") == std::string::npos) {
+    // forward__0, forward__1, ...: the compiled overloads of forward (torch.jit._overload_method).
+    static const std::regex overload(R"(forward__\d+)");
+    if (harmless.count(name) == 0 && !std::regex_match(name, overload) && code.find("." + name + "(") == std::string::npos) {
       fail(ErrorCode::kUnsupportedFormat,
            source + ": a class in the archive defines method " + name + "(), which forward() never calls; EdgeOpt reads only forward() and what it calls",
            "script only the model (torch.jit.script(model.eval())) without extra exported methods, or export ONNX: "

@@ -143,7 +143,7 @@ def evaluate_args(model):
 
 
 DEVICE = "raspberry_pi_4"
-COMMANDS = ["inspect", "evaluate", "estimate"]
+COMMANDS = ["inspect", "evaluate", "estimate", "optimize"]
 
 
 def command_args(command, model):
@@ -151,6 +151,10 @@ def command_args(command, model):
         return ["inspect", model]
     if command == "estimate":
         return ["estimate", model, "--device", DEVICE]
+    if command == "optimize":
+        args = optimize_args(os.path.join(os.path.dirname(os.path.dirname(model)), "out"))
+        args[1] = model
+        return args
     return evaluate_args(model)
 
 

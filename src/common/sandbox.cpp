@@ -233,6 +233,11 @@ unsigned long long memory_budget_for(unsigned long long file_bytes) {
   return (1ULL << 30) + 4 * std::min(file_bytes, 16ULL << 30);
 }
 
+unsigned seconds_budget_for(unsigned long long file_bytes, unsigned seconds_per_mib) {
+  const unsigned long long seconds = 45 + (file_bytes >> 20) * seconds_per_mib;
+  return static_cast<unsigned>(std::min<unsigned long long>(seconds, 1800));
+}
+
 bool inside() { return g_inside; }
 
 std::string capabilities() {

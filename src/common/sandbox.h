@@ -35,6 +35,10 @@ struct Policy {
 
 // A budget for parsing a file of file_bytes: a fixed allowance plus a multiple of its size.
 unsigned long long memory_budget_for(unsigned long long file_bytes);
+// Wall-clock (and CPU) seconds for parsing file_bytes: 45 s plus seconds_per_mib for each MiB,
+// at most 1800 s. A small hostile file that hangs is stopped within a minute; a large real
+// model on a loaded machine still has time.
+unsigned seconds_budget_for(unsigned long long file_bytes, unsigned seconds_per_mib);
 
 // Runs work() in a confined child; its bytes come back, or its Error, or an Error for a crash or limit.
 Result<std::string> run(const std::function<Result<std::string>()>& work, const std::string& source, const Policy& policy);

@@ -297,7 +297,10 @@ Dataset decode_confined(const fs::path& path, const std::function<Dataset()>& de
   std::error_code ec;
   const fs::path absolute = fs::absolute(path, ec);
   (fs::is_directory(absolute, ec) ? policy.read_dirs : policy.read_files).push_back(absolute.string());
-  policy.memory_bytes = sandbox::memory_budget_for(2 * bytes_under(absolute));
+  const std::uint64_t input_bytes = bytes_under(absolute);
+  policy.memory_bytes = sandbox::memory_budget_for(2 * input_bytes);
+  policy.wall_seconds = sandbox::seconds_budget_for(input_bytes, 2);
+  policy.cpu_seconds = policy.wall_seconds;
   policy.what = "decoding the dataset";
   policy.hint = "the dataset is damaged, crafted or too large for this machine; check its files. Nothing else was affected";
   Result<std::string> bytes = sandbox::run([&]() -> Result<std::string> { return encode(decode_here()); }, path.string(), policy);

@@ -17,6 +17,8 @@ sandbox::Policy import_policy(const std::string& path, bool its_folder) {
   std::error_code ec;
   const auto size = std::filesystem::file_size(path, ec);
   policy.memory_bytes = sandbox::memory_budget_for(ec ? 0 : size);
+  policy.wall_seconds = sandbox::seconds_budget_for(ec ? 0 : size, 1);
+  policy.cpu_seconds = policy.wall_seconds;
   policy.what = "importing the model";
   policy.hint = "the file is damaged, crafted or too large for this machine; save the model again from its framework. Nothing else was affected";
   return policy;

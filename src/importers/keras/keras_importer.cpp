@@ -232,6 +232,8 @@ void refuse_zip_as_h5(std::string_view head, const std::string& source) {
 sandbox::Policy bytes_policy(std::size_t size) {
   sandbox::Policy policy;
   policy.memory_bytes = sandbox::memory_budget_for(size);
+  policy.wall_seconds = sandbox::seconds_budget_for(size, 1);
+  policy.cpu_seconds = policy.wall_seconds;
   policy.what = "importing the model";
   return policy;
 }

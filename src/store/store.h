@@ -89,6 +89,8 @@ class Store {
   virtual ~Store() = default;
 
   virtual std::string backend_name() const = 0;  // "sqlite" or "postgresql"
+  // The newest migration applied to this database (schema_migrations); for /health and tests.
+  virtual Result<int> schema_version() = 0;
 
   // ---- experiments ----
   // Assigns id, created_ms and updated_ms; returns the stored row.

@@ -237,13 +237,12 @@ class PostgresStore final : public Store {
 
   Status update_experiment(const Experiment& e) override {
     return run([&](pqxx::connection& conn) {
-      check_experiment_status(e.status);
       check_progress(e.progress);
       pqxx::work tx(conn);
       const auto r = tx.exec_params(
-          "UPDATE experiments SET name = $2, status = $3, config = $4::jsonb, model = $5::jsonb, dataset = $6::jsonb, "
-          "results = $7::jsonb, error = $8, progress = $9, updated_ms = $10 WHERE id = $1",
-          e.id, e.name, e.status, e.config.dump(), e.model.dump(), e.dataset.dump(), e.results.dump(), e.error,
+          "UPDATE experiments SET name = $2, config = $3::jsonb, model = $4::jsonb, dataset = $5::jsonb, "
+          "results = $6::jsonb, error = $7, progress = $8, updated_ms = $9 WHERE id = $1",
+          e.id, e.name, e.config.dump(), e.model.dump(), e.dataset.dump(), e.results.dump(), e.error,
           e.progress, now_ms());
       if (r.affected_rows() == 0) fail_unknown_experiment(e.id);
       tx.commit();

@@ -221,12 +221,11 @@ class SqliteStore final : public Store {
 
   Status update_experiment(const Experiment& e) override {
     return locked([&] {
-      check_experiment_status(e.status);
       check_progress(e.progress);
       write_txn([&] {
-        query("UPDATE experiments SET name = ?, status = ?, config = ?, model = ?, dataset = ?, results = ?, "
+        query("UPDATE experiments SET name = ?, config = ?, model = ?, dataset = ?, results = ?, "
               "error = ?, progress = ?, updated_ms = ? WHERE id = ?")
-            .bind(e.name).bind(e.status).bind(e.config).bind(e.model).bind(e.dataset).bind(e.results).bind(e.error)
+            .bind(e.name).bind(e.config).bind(e.model).bind(e.dataset).bind(e.results).bind(e.error)
             .bind(e.progress).bind(now_ms()).bind(e.id)
             .run();
         if (sqlite3_changes(db_) == 0) fail_unknown_experiment(e.id);

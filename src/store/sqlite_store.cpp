@@ -409,8 +409,8 @@ class SqliteStore final : public Store {
               "SELECT j.id FROM jobs j WHERE (j.status = 'queued' AND NOT EXISTS ("
               "  SELECT 1 FROM jobs p WHERE p.experiment_id = j.experiment_id AND p.phase < j.phase"
               "  AND p.status IN ('queued', 'running')))"
-              " OR (j.status = 'running' AND j.lease_expires_ms <= ?) ORDER BY j.id LIMIT 1");
-          q.bind(now);
+              " OR (j.status = 'running' AND j.lease_expires_ms <= ? AND j.attempts < ?) ORDER BY j.id LIMIT 1");
+          q.bind(now).bind(max_attempts);
           if (!q.step()) return;
           id = q.i64(0);
         }

@@ -25,7 +25,8 @@ constexpr std::size_t kCopyChunk = 1 << 20;
 [[noreturn]] void fail_sqlite(sqlite3* db, int rc, const std::string& what) {
   const int primary = rc & 0xFF;
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-    fail(ErrorCode::kIo, "the SQLite database stayed locked for over " + std::to_string(kBusyTimeoutMs / 1000) + " s (" + what + ")",
+    fail(ErrorCode::kIo,
+         "the SQLite database stayed locked for over " + std::to_string(kBusyTimeoutMs / 1000) + " s (" + what + ")",
          "another process holds a long write transaction on this store folder; retry, or stop the other process");
   }
   if (primary == SQLITE_FULL) fail(ErrorCode::kIo, "the disk is full (" + what + ")", "free disk space and retry");
@@ -281,16 +282,14 @@ class SqliteStore final : public Store {
       return found;
     });
     if (!deleted) return deleted.error();
+    if (!*deleted) return unknown_experiment(id);
     // The row goes first: a crash in between leaves unreferenced files, never a listed experiment
-    // whose files are gone.
-    auto cleared = capture([&] {
+    // whose files are gone. (Ids we assign are always valid key components.)
+    return capture([&] {
       check_blob_key(id);
       delete_blob_files(id + "/");
       return Unit{};
     });
-    if (!cleared) return cleared.error();
-    if (!*deleted) return unknown_experiment(id);
-    return ok_status();
   }
 
   // ---- blobs ----
@@ -560,7 +559,9 @@ class SqliteStore final : public Store {
     return locked([&] {
       write_txn([&] {
         query("DELETE FROM tokens WHERE name = ?").bind(name).run();
-        if (sqlite3_changes(db_) == 0) fail(ErrorCode::kNotFound, "no token named '" + name + "'", "list them with `edgeopt tokens list`");
+        if (sqlite3_changes(db_) == 0) {
+          fail(ErrorCode::kNotFound, "no token named '" + name + "'", "list them with `edgeopt tokens list`");
+        }
       });
       return Unit{};
     });

@@ -317,6 +317,8 @@ TEST_P(StoreTest, DeleteCascadesToJobsEventsAndBlobs) {
   EXPECT_EQ(must(store_->events_after(kept.id, 0)).size(), 1U);
   EXPECT_EQ(must(store_->list_blobs(kept.id + "/")).size(), 2U);
   EXPECT_EQ(store_->delete_experiment(doomed.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->delete_experiment("../" + kept.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(must(store_->list_blobs(kept.id + "/")).size(), 2U);
   // Jobs of a deleted experiment are gone from the queue too.
   auto claimed = must(store_->claim_job("w", 60000));
   ASSERT_TRUE(claimed.has_value());

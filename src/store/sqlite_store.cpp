@@ -613,9 +613,12 @@ class SqliteStore final : public Store {
     const int newest = migrations.back().version;
     for (const Migration& m : migrations) {
       write_txn([&] {
-        auto q = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-        q.step();
-        const auto applied = q.i64(0);
+        std::int64_t applied = 0;
+        {  // reset before the migration runs: an open statement would block DROP (SQLITE_LOCKED)
+          auto q = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+          q.step();
+          applied = q.i64(0);
+        }
         if (applied > newest) {
           fail(ErrorCode::kInvalidArgument,
                "the store's database has schema version " + std::to_string(applied) + ", newer than this edgeopt (" +

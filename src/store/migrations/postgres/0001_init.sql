@@ -38,11 +38,8 @@ CREATE TABLE jobs (
   created_ms       bigint NOT NULL,
   updated_ms       bigint NOT NULL
 );
--- claim_job scans queued and running jobs oldest first, checks the phase gate within one
--- experiment and looks for expired leases; finished jobs (the bulk, over time) stay out of these.
+-- claim_job scans queued and running jobs oldest first; finished ones stay out of the index.
 CREATE INDEX jobs_claimable ON jobs (id) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_open_by_experiment ON jobs (experiment_id, phase) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_running_leases ON jobs (lease_expires_ms) WHERE status = 'running';
 CREATE INDEX jobs_by_experiment ON jobs (experiment_id, phase);
 
 CREATE TABLE events (

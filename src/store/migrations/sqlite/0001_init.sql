@@ -33,10 +33,7 @@ CREATE TABLE jobs (
   created_ms       INTEGER NOT NULL,
   updated_ms       INTEGER NOT NULL
 );
--- claim_job's scans (oldest open job, the phase gate, expired leases) skip finished jobs.
-CREATE INDEX jobs_claimable ON jobs (id) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_open_by_experiment ON jobs (experiment_id, phase) WHERE status IN ('queued', 'running');
-CREATE INDEX jobs_running_leases ON jobs (lease_expires_ms) WHERE status = 'running';
+CREATE INDEX jobs_by_status ON jobs (status, id);
 CREATE INDEX jobs_by_experiment ON jobs (experiment_id, phase);
 
 CREATE TABLE events (

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques bench-store format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run demo bench bench-techniques bench-store format clean
 
 all: build
 
@@ -57,7 +57,12 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# The platform on 127.0.0.1:8000 with SQLite under ./edgeopt-store (Ctrl-C stops it).
 run: build
+	$(BUILD)/edgeopt serve --host 127.0.0.1 --port 8000 --store edgeopt-store
+
+# The CLI on the shared fixtures, offline (what `make run` showed before the server existed).
+demo: build
 	scripts/demo.sh $(BUILD)/edgeopt
 
 bench: build pydeps

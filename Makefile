@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run demo bench bench-techniques bench-store format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
 
 all: build
 
@@ -67,6 +67,10 @@ demo: build
 
 bench: build pydeps
 	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
+
+# The service's goals: idle RSS, API read latency under load during a run, 500 SSE clients.
+bench-server: build pydeps
+	$(PYTHON) bench/bench_server.py --bin $(BUILD)/edgeopt
 
 # The seven techniques on the small/medium/large Fashion-MNIST zoo models against the issue's bars
 # (trains missing zoo models first: ~10 min each).

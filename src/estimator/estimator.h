@@ -36,6 +36,7 @@ struct Calibration {
   std::map<std::string, double> os_reserved_mb;                  // by device kind
   std::set<std::string> weights_in_flash;                        // device kinds
   std::map<std::string, std::set<std::string>> unsupported_ops;  // runtime -> IR op names
+  std::map<std::string, std::set<std::string>> fused_ops;        // runtime -> IR ops its optimiser removes
   Interval default_interval;
   double uncalibrated_widen = 1.5;
   double prior_weight = 1;    // weight of the priors against the measurements in the fit

@@ -189,6 +189,49 @@ TEST(Estimator, HostileLayerTablesAreErrors) {
   EXPECT_FALSE(layer_table_from_json(json{{"layers", {{"a", "Conv", "conv", -1, 0, 0, 0}}}}, "t").ok());
   EXPECT_FALSE(layer_table_from_json(json{{"layers", {{1, 2, 3, 4, 5, 6, 7}}}}, "t").ok());
   EXPECT_FALSE(layer_table_from_json(json{{"layers", {{"a", "Conv", "warp", 1, 0, 0, 0}}}}, "t").ok());
+  EXPECT_FALSE(
+      layer_table_from_json(json{{"layers", {{"a", "Conv", "grouped_conv", 1, 1, 1, 1, 0, 0, 1}}}}, "t").ok());
+}
+
+// A grouped conv runs as `groups` smaller GEMMs: ShuffleNet v1's 1x1 group convs keep their group
+// count through the layer table, and more groups at the same MACs are never faster.
+TEST(Estimator, GroupedConvsRunAsPerGroupGemms) {
+  const LayerTable t = table("shufflenet_v1_g3_224");
+  int grouped = 0;
+  for (const auto& l : t.layers) {
+    if (l.cls != LayerClass::kGroupedConv) continue;
+    ++grouped;
+    EXPECT_EQ(l.groups, 3) << l.name;
+    EXPECT_EQ(l.kernel_elems, 1) << l.name;
+  }
+  EXPECT_GT(grouped, 20);
+  auto back = layer_table_from_json(layer_table_to_json(t), "round trip");
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->layers.size(), t.layers.size());
+  for (std::size_t i = 0; i < t.layers.size(); ++i) EXPECT_EQ(back->layers[i].groups, t.layers[i].groups);
+  LayerTable g3 = t, g6 = t;
+  for (auto& l : g6.layers)
+    if (l.cls == LayerClass::kGroupedConv) l.groups = 6;
+  EXPECT_GT(run(g6, "raspberry_pi_4", "ncnn", Precision::kFp32).latency_ms,
+            run(g3, "raspberry_pi_4", "ncnn", Precision::kFp32).latency_ms);
+}
+
+// Winograd computes whole output tiles: the pre-2021 ncnn build (F(6,3) only, legacy rows) pays
+// more than the current one (F(2,3)/F(4,3)/F(6,3) by size) on ResNet-18's 7x7 and 14x14 maps, and
+// the same on VGG16, whose 3x3 convs are mostly on large maps.
+TEST(Estimator, WinogradTilesPadSmallMaps) {
+  auto ratio = [](const std::string& model) {
+    EstimateOptions o;
+    o.device = "raspberry_pi_4";
+    o.runtime = "ncnn";
+    o.threads = 4;
+    auto current = estimate(table(model), fixture().catalog, fixture().calibration, o);
+    o.legacy_timing = true;
+    auto legacy = estimate(table(model), fixture().catalog, fixture().calibration, o);
+    EXPECT_TRUE(current.ok() && legacy.ok());
+    return current.ok() && legacy.ok() ? legacy->latency_ms / current->latency_ms : 0.0;
+  };
+  EXPECT_GT(ratio("resnet18_224"), ratio("vgg16_224") * 1.1);
 }
 
 // ---- behaviour ----
@@ -365,7 +408,7 @@ TEST(Calibration, LeaveOneFamilyOutMeetsTheBarPerDevice) {
   // NOT MET YET on these devices (docs/estimator.md §3 says why); they are held to their current
   // figures so that they cannot get worse unnoticed. Remove a device from this list when it passes.
   const std::map<std::string, std::pair<double, double>> not_met = {
-      {"jetson_xavier_nx", {0.37, 0.30}}, {"raspberry_pi_3b_plus", {0.24, 0.56}}, {"raspberry_pi_4", {0.175, 0.66}}};
+      {"jetson_xavier_nx", {0.325, 0.33}}, {"raspberry_pi_3b_plus", {0.165, 0.68}}};
   int checked = 0;
   for (const auto& s : v->lofo.per_device) {
     if (s.rows < 5) continue;

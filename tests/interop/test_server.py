@@ -99,6 +99,11 @@ def test_whole_flow(server):
     est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
     assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
 
+    devices = {d["id"]: d for d in server.get("/api/devices").json()["devices"]}
+    assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0
+    assert server.get("/api/devices/raspberry_pi_4").json()["id"] == "raspberry_pi_4"
+    assert {t["id"] for t in server.get("/api/techniques").json()["techniques"]} >= {"ptq_int8", "distillation"}
+
     # Delete removes it and its files.
     r = requests.delete(server.url(f"/api/experiments/{e['id']}"), timeout=30)
     assert r.status_code == 200

@@ -555,7 +555,7 @@ struct Api::Impl {
     f.status = q("status");
     f.device = q("device");
     f.goal = q("goal");
-    f.dataset = q("dataset");
+    f.dataset = service::canonical_dataset_name(q("dataset"));
     f.query = !q("q").empty() ? q("q") : (!q("query").empty() ? q("query") : q("name"));
     auto number = [&](const char* key, std::int64_t fallback, std::int64_t lo, std::int64_t hi) -> std::optional<std::int64_t> {
       const std::string v = q(key);
@@ -624,6 +624,13 @@ struct Api::Impl {
     Upload up;
     const std::string type = req.header("content-type");
     const auto boundary = multipart_boundary(type);
+    if (!file_required && type.rfind("application/x-www-form-urlencoded", 0) == 0) {
+      // Fields only (a zoo model picked by name): what a form or requests' data= sends.
+      auto text = read_small_file(req.body_file, 64 * 1024);
+      if (!text) return error_response(413, "payload_too_large", "a form without a file must be under 64 KiB");
+      up.fields = parse_urlencoded(text.value());
+      return up;
+    }
     if (!boundary) {
       return error_response(415, "unsupported_media_type", "uploads must be multipart/form-data, not '" + type + "'",
                             "e.g. curl -F file=@model.onnx URL, or requests.post(url, files={'file': f})");
@@ -1068,8 +1075,11 @@ struct Api::Impl {
     auto e = owned(id, user);
     if (std::holds_alternative<HttpResponse>(e)) return std::get<HttpResponse>(e);
     const store::Experiment& exp = std::get<store::Experiment>(e);
-    const std::string technique = b.value("technique", "fp32").empty() ? "fp32" : (b["technique"].is_string() ? b["technique"].get<std::string>() : "");
-    if (technique.empty()) return error_response(422, "invalid_argument", "'technique' must be a string");
+    std::string technique = "fp32";  // the uploaded model, or the baseline once a run has made it
+    if (b.contains("technique")) {
+      if (!b["technique"].is_string()) return error_response(422, "invalid_argument", "'technique' must be a string");
+      if (!b["technique"].get<std::string>().empty()) technique = b["technique"].get<std::string>();
+    }
     std::string key = technique == "fp32" && exp.results.is_null() ? exp.model.value("blob", "") : id + "/artifacts/" + technique + ".eom";
     if (technique == "fp32" && !exp.results.is_null()) key = id + "/artifacts/fp32.eom";
     if (key.empty()) return error_response(409, "not_ready", "experiment '" + id + "' has no model yet");

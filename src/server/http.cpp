@@ -18,6 +18,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/multipart.h"
 #include "service/log.h"
 
 namespace edgeopt::server {
@@ -38,30 +39,6 @@ HttpResponse error_response(int status, const std::string& code, const std::stri
 }
 
 namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// Percent-decoding; '+' is a space only in query strings.
-std::string url_decode(std::string_view s, bool plus_is_space) {
-  std::string out;
-  out.reserve(s.size());
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '%' && i + 2 < s.size() && hex_value(s[i + 1]) >= 0 && hex_value(s[i + 2]) >= 0) {
-      out += static_cast<char>(hex_value(s[i + 1]) * 16 + hex_value(s[i + 2]));
-      i += 2;
-    } else if (s[i] == '+' && plus_is_space) {
-      out += ' ';
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
 
 std::string random_suffix() {
   static std::atomic<std::uint64_t> counter{0};
@@ -288,19 +265,7 @@ class Session : public SseSink, public std::enable_shared_from_this<Session> {
     const std::string_view target(h.target().data(), h.target().size());
     const auto q = target.find('?');
     request_.path = url_decode(target.substr(0, q), false);
-    if (q != std::string_view::npos) {
-      std::string_view rest = target.substr(q + 1);
-      while (!rest.empty()) {
-        const auto amp = rest.find('&');
-        const std::string_view pair = rest.substr(0, amp);
-        const auto eq = pair.find('=');
-        if (!pair.empty()) {
-          request_.query[url_decode(pair.substr(0, eq), true)] = eq == std::string_view::npos ? "" : url_decode(pair.substr(eq + 1), true);
-        }
-        if (amp == std::string_view::npos) break;
-        rest = rest.substr(amp + 1);
-      }
-    }
+    if (q != std::string_view::npos) request_.query = parse_urlencoded(target.substr(q + 1));
     keep_alive_ = h.keep_alive();
     const bool upload = server_.options.is_upload && server_.options.is_upload(request_.method, request_.path);
     const std::uint64_t limit = upload ? server_.options.max_upload_bytes : server_.options.max_body_bytes;

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,6 +24,12 @@ struct MultipartPart {
 // The boundary parameter of a Content-Type header, or nullopt when it is not multipart/form-data
 // with a valid boundary.
 std::optional<std::string> multipart_boundary(std::string_view content_type);
+
+// application/x-www-form-urlencoded (also a URL's query): `a=1&b=x+y` -> {a: 1, b: "x y"}, with
+// percent-decoding; a repeated key keeps its last value.
+std::map<std::string, std::string> parse_urlencoded(std::string_view text);
+// Percent-decoding; '+' is a space only when `plus_is_space` (query strings and forms).
+std::string url_decode(std::string_view text, bool plus_is_space);
 
 // At most `max_parts` parts; each part's headers at most 8 KiB.
 Result<std::vector<MultipartPart>> parse_multipart(std::string_view body, std::string_view boundary, std::size_t max_parts = 32);

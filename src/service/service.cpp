@@ -193,6 +193,8 @@ Status apply_fields(json& config, std::string& name, const json& fields, const s
 
 bool is_terminal_status(const std::string& status) { return kTerminal.count(status) > 0; }
 
+std::string canonical_dataset_name(const std::string& name) { return preset_dataset(name).value_or(name); }
+
 Service::Service(store::Store& store, ServiceOptions options) : store_(store), options_(std::move(options)) {}
 
 Result<store::Experiment> Service::get(const std::string& id) {
@@ -464,6 +466,18 @@ Result<int> Service::reconcile() {
       if (jobs->empty()) continue;
       const bool all_ended = std::all_of(jobs->begin(), jobs->end(), [](const store::Job& j) { return is_terminal_status(j.status); });
       if (!all_ended) continue;
+      // A worker that stored the results and recorded its final job but died before marking the
+      // experiment completed: the results are whole, so it is completed.
+      const bool final_done = std::any_of(jobs->begin(), jobs->end(), [](const store::Job& j) { return j.kind == "final" && j.status == "completed"; });
+      if (final_done && e.results.is_object()) {
+        auto set = store_.set_experiment_status(e.id, {"running"}, "completed");
+        if (!set) return set.error();
+        if (set.value()) {
+          ++changed;
+          (void)store_.append_event(e.id, "status", {{"status", "completed"}, {"message", "completed"}});
+        }
+        continue;
+      }
       std::string reason = "its jobs ended without a result";
       for (const store::Job& j : jobs.value()) {
         if (j.status == "failed" && j.kind != "technique") reason = j.kind + " job failed: " + j.error;

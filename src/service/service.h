@@ -20,6 +20,10 @@ struct ServiceOptions {
   int max_active_experiments = 8;      // queued + running at once, per user
 };
 
+// A preset dataset's stored name for any of its spellings (fashion_mnist, Fashion-MNIST, cifar-10
+// ...); any other name unchanged.
+std::string canonical_dataset_name(const std::string& name);
+
 // Experiment states and the ones a run ends in.
 bool is_terminal_status(const std::string& status);
 

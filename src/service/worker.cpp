@@ -135,6 +135,7 @@ bool Worker::run_one() {
   std::string status = "completed";
   json result = nullptr;
   std::string error;
+  json completed_summary = nullptr;  // set by a final job that stored the results
   [&] {
     auto found = store_.get_experiment(id);
     if (!found || !found.value()) {
@@ -348,12 +349,10 @@ bool Worker::run_one() {
       error = s.error().to_string();
       return;
     }
-    auto set = store_.set_experiment_status(id, {"running"}, "completed");
-    if (set.ok() && set.value()) {
-      json summary{{"status", "completed"}, {"message", "completed"}};
-      if (r["recommendation"].contains("technique")) summary["recommended"] = r["recommendation"]["technique"];
-      (void)store_.append_event(id, "status", summary);
-    }
+    // The experiment completes once this job is recorded as completed (below), so a client that
+    // sees `completed` also sees every job ended.
+    completed_summary = {{"status", "completed"}, {"message", "completed"}};
+    if (r["recommendation"].contains("technique")) completed_summary["recommended"] = r["recommendation"]["technique"];
   }();
 
   {
@@ -367,6 +366,10 @@ bool Worker::run_one() {
   if (stopping_ && status != "completed") return true;  // handed back: the lease expires, another worker runs it
   auto finished = store_.finish_job(job.id, options_.name, status, result, error);
   if (!finished.ok() || !finished.value()) return true;  // no longer ours (stopped or re-claimed)
+  if (status == "completed" && !completed_summary.is_null()) {
+    auto set = store_.set_experiment_status(id, {"running"}, "completed");
+    if (set.ok() && set.value()) (void)store_.append_event(id, "status", completed_summary);
+  }
   if (status == "failed" && job.kind != "technique") fail_experiment(label + ": " + error);
   if (status == "failed" && job.kind == "technique") {
     (void)store_.append_event(id, "technique_completed", {{"technique", job.technique}, {"status", "failed"}, {"error", error}});

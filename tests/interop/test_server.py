@@ -96,6 +96,8 @@ def test_whole_flow(server):
     assert {c["technique"] for c in perf["comparison"]} == {"fp32", "ptq_int8", "prune_unstructured"}
     m = server.get(f"/api/performance/{e['id']}/metrics")
     assert m.status_code == 200
+    base_est = server.post("/api/estimate", json={"experiment_id": e["id"], "device": "jetson_nano"})  # technique defaults to fp32
+    assert base_est.status_code == 200 and base_est.json()["technique"] == "fp32", base_est.text
     est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
     assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
 
@@ -119,6 +121,8 @@ def test_list_paging_filters_patch(server):
     assert page["total"] == 5 and len(page["items"]) == 2 and page["items"][0]["id"] == ids[-1]
     assert server.get("/api/experiments", params={"limit": 2, "offset": 4}).json()["items"][0]["id"] == ids[0]
     assert server.get("/api/experiments", params={"device": "jetson_nano"}).json()["total"] == 2
+    assert server.get("/api/experiments", params={"dataset": "fashion_mnist"}).json()["total"] == 5  # any spelling of a preset
+    assert server.get("/api/experiments", params={"dataset": "Fashion-MNIST"}).json()["total"] == 5
     assert server.get("/api/experiments/search", params={"q": "RUN 3"}).json()["total"] == 1
     recent = server.get("/api/experiments/recent").json()
     assert isinstance(recent, list) and recent[0]["id"] == ids[-1]

@@ -24,10 +24,19 @@ export function TradeoffChart(props: {
         <ResponsiveContainer width="100%" height="100%">
           <ComposedChart margin={{ top: 10, right: 20, bottom: 30, left: 10 }}>
             <CartesianGrid strokeDasharray="3 3" stroke="currentColor" strokeOpacity={0.15} />
-            <XAxis type="number" dataKey="cost" name={props.xLabel} domain={["auto", "auto"]} tickFormatter={(v) => trim(v)} stroke="currentColor">
+            <XAxis type="number" dataKey="cost" name={props.xLabel} domain={["auto", "auto"]} padding={{ left: 24, right: 48 }} tickFormatter={(v) => trim(v)} stroke="currentColor">
               <Label value={props.xLabel} position="bottom" offset={10} fill="currentColor" />
             </XAxis>
-            <YAxis type="number" dataKey="accuracy" name="accuracy %" domain={["auto", "auto"]} tickFormatter={(v) => trim(v)} stroke="currentColor" width={50}>
+            <YAxis
+              type="number"
+              dataKey="accuracy"
+              name="accuracy %"
+              domain={[(lo: number) => Math.floor(Math.min(lo, props.yLimit ?? lo) - 0.5), (hi: number) => Math.ceil(hi + 0.5)]}
+              allowDecimals
+              tickFormatter={(v) => Number(v).toFixed(1)}
+              stroke="currentColor"
+              width={50}
+            >
               <Label value="accuracy %" angle={-90} position="insideLeft" fill="currentColor" />
             </YAxis>
             <Tooltip

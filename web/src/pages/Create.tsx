@@ -482,8 +482,8 @@ function DeviceStep({ id, device, setDevice, model }: { id: string; device: stri
 
 /** What the estimator says about this model on this device before any run: fp32 and int8. */
 function Feasibility({ id, device, model }: { id: string; device: string; model: Summary | null }) {
-  const fp32 = useQuery({ queryKey: ["estimate", id, device, "fp32", model?.blob], queryFn: () => api.estimate({ experiment_id: id, device, precision: "fp32" }), enabled: !!model });
-  const int8 = useQuery({ queryKey: ["estimate", id, device, "int8", model?.blob], queryFn: () => api.estimate({ experiment_id: id, device, precision: "int8" }), enabled: !!model });
+  const fp32 = useQuery({ queryKey: ["estimate", id, device, "fp32", model?.blob], queryFn: () => api.estimate({ experiment_id: id, device, technique: "fp32", precision: "fp32" }), enabled: !!model });
+  const int8 = useQuery({ queryKey: ["estimate", id, device, "int8", model?.blob], queryFn: () => api.estimate({ experiment_id: id, device, technique: "fp32", precision: "int8" }), enabled: !!model });
   const size = model?.size_bytes;
   const rows = useMemo(() => [fp32, int8], [fp32, int8]);
   if (!model) return null;

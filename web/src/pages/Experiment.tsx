@@ -136,8 +136,10 @@ export default function ExperimentPage({ id }: { id: string }) {
       {remove.isError && <ErrorBox error={remove.error} title="Cannot delete" />}
       {e.error && <ErrorBox error={new Error(e.error)} title={`The run ${e.status}`} />}
       {e.status === "created" && !e.model && <p className="muted">This experiment has no model yet. Upload one with the wizard, or delete it.</p>}
-      {showProgress && <ProgressView state={state} exp={e} connection={connection} />}
+      {/* While it runs, progress leads; once there are results, the recommendation does. */}
+      {showProgress && !e.has_results && <ProgressView state={state} exp={e} connection={connection} />}
       {e.has_results && <ResultsView exp={e} />}
+      {showProgress && e.has_results && <ProgressView state={state} exp={e} connection={connection} />}
       {!e.has_results && !active && TERMINAL.has(e.status) && <p className="muted">This run ended without results.</p>}
       <ConfirmDialog
         open={confirmDelete}

@@ -1,4 +1,6 @@
 import { lazy, Suspense, useEffect, useState } from "react";
+import { useQueryClient } from "@tanstack/react-query";
+import { api } from "./api/client";
 import { Link, match, useLocation } from "./lib/router";
 import { Loading } from "./components/ui";
 import { ExperimentsPage } from "./pages/Experiments";
@@ -49,6 +51,15 @@ function NavLink({ to, children, active }: { to: string; children: string; activ
 
 export function App() {
   const { path } = useLocation();
+  const qc = useQueryClient();
+  // An experiment's data is fetched while its page's code (with the charts) still loads.
+  const opened = match("/experiments/:id", path)?.id;
+  useEffect(() => {
+    if (!opened) return;
+    void qc.prefetchQuery({ queryKey: ["experiment", opened], queryFn: () => api.experiment(opened) });
+    void qc.prefetchQuery({ queryKey: ["results", opened], queryFn: () => api.results(opened) });
+    void qc.prefetchQuery({ queryKey: ["devices"], queryFn: api.devices, staleTime: Infinity });
+  }, [opened, qc]);
   let page;
   let m;
   if (path === "/" || path === "/experiments") page = <ExperimentsPage />;

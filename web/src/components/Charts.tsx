@@ -1,10 +1,11 @@
 // The trade-off charts: accuracy against a cost (size, or estimated device latency), the Pareto
 // front drawn as a line, the user's limits as dashed lines.
+import { memo } from "react";
 import { CartesianGrid, Label, Line, ReferenceLine, ResponsiveContainer, Scatter, ComposedChart, Tooltip, XAxis, YAxis, ErrorBar } from "recharts";
 import type { ChartPoint } from "../lib/results";
 import { techniqueName, trim } from "../lib/format";
 
-export function TradeoffChart(props: {
+export const TradeoffChart = memo(function TradeoffChart(props: {
   title: string;
   xLabel: string;
   points: ChartPoint[];
@@ -71,7 +72,7 @@ export function TradeoffChart(props: {
       </p>
     </figure>
   );
-}
+});
 
 function Dot({ cx, cy, payload }: { cx?: number; cy?: number; payload?: ChartPoint }) {
   if (cx === undefined || cy === undefined || !payload) return null;

@@ -1,6 +1,6 @@
 // One experiment: live progress while it runs (SSE, resumable), then its results: the
 // recommendation first, what-if, the variant table, trade-off charts, per-device comparison.
-import { useEffect, useMemo, useRef, useState } from "react";
+import { memo, useDeferredValue, useEffect, useMemo, useRef, useState } from "react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Event, type Experiment, type Recommendations, type ResultRow, type Results, type WhatIf } from "../api/client";
 import { Bar, ErrorBox, Est, Loading, StatusBadge } from "../components/ui";
@@ -9,6 +9,7 @@ import { TradeoffChart } from "../components/Charts";
 import { bytes, count, dateTime, duration, goalName, ms, pct, points, techniqueName, trim } from "../lib/format";
 import { applyEvent, initialProgress, stage, TERMINAL, type ProgressState } from "../lib/progress";
 import { chartPoints, estimateOn, estimates, hostLatency } from "../lib/results";
+import { rank, type RawResults } from "../lib/rank";
 import { ACTIVE, GOALS, useDevices } from "../lib/queries";
 import { Link, navigate } from "../lib/router";
 
@@ -269,10 +270,16 @@ function ResultsView({ exp }: { exp: Experiment }) {
     queryFn: () => (changed ? api.whatIf(exp.id, body) : api.recommendations(exp.id)),
     placeholderData: keepPreviousData,
   });
+  // The browser ranks at once (lib/rank.ts, the engine's ranking); the server's answer, with its
+  // full reasoning, replaces it when it arrives.
   const [updateMs, setUpdateMs] = useState<number | null>(null);
+  const [serverMs, setServerMs] = useState<number | null>(null);
+  useEffect(() => {
+    if (t0.current) setUpdateMs(performance.now() - t0.current);
+  }, [form]);
   useEffect(() => {
     if (t0.current && recs.data && !recs.isPlaceholderData) {
-      setUpdateMs(performance.now() - t0.current);
+      setServerMs(performance.now() - t0.current);
       t0.current = 0;
     }
   }, [recs.data, recs.isPlaceholderData]);
@@ -280,15 +287,59 @@ function ResultsView({ exp }: { exp: Experiment }) {
     t0.current = performance.now();
     setForm({ ...form, [k]: v });
   };
+  const raw = results.data?.raw as unknown as RawResults | undefined;
+  const local = useMemo(() => {
+    if (!raw?.baseline || !Array.isArray(raw.variants)) return null;
+    try {
+      return rank(raw, form.goal, form.device || String(cfg.target_device ?? ""), {
+        dropPoints: num(form.drop),
+        dropRelative: typeof cfg.max_accuracy_drop_relative_pct === "number" ? cfg.max_accuracy_drop_relative_pct : null,
+        sizeMb: num(form.size),
+        latencyMs: num(form.latency),
+        memoryMb: typeof cfg.max_memory_mb === "number" ? cfg.max_memory_mb : null,
+      });
+    } catch {
+      return null;
+    }
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [raw, form]);
 
+  const serverRec = recs.data?.recommendation as RecommendationJson | undefined;
+  const fresh = !!serverRec && !recs.isPlaceholderData;
+  const pending = changed && !fresh && local !== null;
+  const rec: RecommendationJson | undefined = pending
+    ? { technique: local.technique, score: local.score, confidence: local.confidence, meets_limits: local.meetsLimits, goal: form.goal, reasoning: "", relaxations: [], notes: [] }
+    : serverRec;
+  // The pick updates at once; the table and charts below follow in a deferred render.
+  const later = useDeferredValue(form);
+  const laterPick = useDeferredValue(rec?.technique);
+  const r0 = results.data;
+  const laterDevice = later.device || r0?.target_device || "";
+  const sizePoints = useMemo(() => (r0 ? chartPoints(r0.results, (x) => (x.size_bytes ?? 0) / 1e6, laterPick) : []), [r0, laterPick]);
+  const latencyPoints = useMemo(
+    () =>
+      r0
+        ? chartPoints(
+            r0.results,
+            (x) => estimateOn(x, laterDevice)?.latency_ms,
+            laterPick,
+            (x) => {
+              const e = estimateOn(x, laterDevice);
+              return e ? [e.latency_ms_low, e.latency_ms_high] : undefined;
+            },
+          )
+        : [],
+    [r0, laterPick, laterDevice],
+  );
   if (results.isPending) return <Loading what="the results" />;
   if (results.isError) return <ErrorBox error={results.error} title="Cannot read the results" />;
   const r = results.data;
-  const rec = recs.data?.recommendation as RecommendationJson | undefined;
+
   const device = form.device || r.target_device || "";
   const deviceName = devices.data?.find((d) => d.id === device)?.name ?? device;
+  const laterDeviceName = devices.data?.find((d) => d.id === laterDevice)?.name ?? laterDevice;
   const baseline = r.results.find((x) => x.technique === "fp32");
-  const floor = baseline?.original_accuracy !== undefined && num(form.drop) !== null ? baseline.original_accuracy - num(form.drop)! : null;
+  const floor = baseline?.original_accuracy !== undefined && num(later.drop) !== null ? baseline.original_accuracy - num(later.drop)! : null;
   return (
     <>
       <section className="card space-y-3 border-sky-300 dark:border-sky-800" aria-labelledby="rec-title" data-testid="recommendation">
@@ -296,7 +347,7 @@ function ResultsView({ exp }: { exp: Experiment }) {
           Recommendation{changed && " (what if)"}
         </h2>
         {recs.isError && <ErrorBox error={recs.error} title="Cannot rank with these settings" />}
-        {rec && <RecommendationBody rec={rec} deviceName={deviceName} />}
+        {rec && <RecommendationBody rec={rec} deviceName={deviceName} pending={pending} />}
         <fieldset className="grid gap-2 border-t border-slate-200 pt-3 sm:grid-cols-2 lg:grid-cols-5 dark:border-slate-800" data-testid="what-if">
           <legend className="text-sm font-semibold">What if… (ranks the measured variants again, no re-run)</legend>
           <div>
@@ -349,34 +400,24 @@ function ResultsView({ exp }: { exp: Experiment }) {
             )}
             {updateMs !== null && (
               <span data-testid="whatif-ms" data-ms={updateMs.toFixed(1)}>
-                updated in {updateMs.toFixed(0)} ms
+                ranked in the browser in {updateMs.toFixed(0)} ms
+              </span>
+            )}
+            {serverMs !== null && (
+              <span data-testid="whatif-server-ms" data-ms={serverMs.toFixed(1)}>
+                · the server's answer in {serverMs.toFixed(0)} ms
               </span>
             )}
           </div>
         </fieldset>
         {recs.data && <Ranking recs={recs.data} />}
       </section>
-      <VariantTable results={r} device={device} deviceName={deviceName} recommended={rec?.technique} expId={exp.id} />
+      <VariantTable results={r} device={laterDevice} deviceName={laterDeviceName} recommended={laterPick} expId={exp.id} />
       <div className="grid gap-4 lg:grid-cols-2">
-        <TradeoffChart title="Accuracy vs size on disk" xLabel="MB" points={chartPoints(r.results, (x) => (x.size_bytes ?? 0) / 1e6, rec?.technique)} xLimit={num(form.size)} yLimit={floor} />
-        <TradeoffChart
-          title={`Accuracy vs latency on ${deviceName}`}
-          xLabel="ms (estimated)"
-          estimate
-          points={chartPoints(
-            r.results,
-            (x) => estimateOn(x, device)?.latency_ms,
-            rec?.technique,
-            (x) => {
-              const e = estimateOn(x, device);
-              return e ? [e.latency_ms_low, e.latency_ms_high] : undefined;
-            },
-          )}
-          xLimit={num(form.latency)}
-          yLimit={floor}
-        />
+        <TradeoffChart title="Accuracy vs size on disk" xLabel="MB" points={sizePoints} xLimit={num(later.size)} yLimit={floor} />
+        <TradeoffChart title={`Accuracy vs latency on ${laterDeviceName}`} xLabel="ms (estimated)" estimate points={latencyPoints} xLimit={num(later.latency)} yLimit={floor} />
       </div>
-      <DeviceComparison rows={r.results} initial={rec?.technique ?? "fp32"} />
+      <DeviceComparison rows={r.results} initial={serverRec?.technique ?? "fp32"} />
       <p className="muted text-xs">{r.estimates_note}</p>
     </>
   );
@@ -393,7 +434,7 @@ type RecommendationJson = {
   notes: string[];
 };
 
-function RecommendationBody({ rec, deviceName }: { rec: RecommendationJson; deviceName: string }) {
+function RecommendationBody({ rec, deviceName, pending }: { rec: RecommendationJson; deviceName: string; pending?: boolean }) {
   return (
     <div className="space-y-2">
       <p className="text-xl">
@@ -406,7 +447,7 @@ function RecommendationBody({ rec, deviceName }: { rec: RecommendationJson; devi
         <p className="rounded bg-amber-100 p-2 text-sm text-amber-900 dark:bg-amber-900 dark:text-amber-100">No variant meets every limit: this is the closest.</p>
       )}
       <p className="text-sm" data-testid="reasoning">
-        {rec.reasoning}
+        {pending ? "Ranked in the browser from the measured variants; the server's reasoning follows…" : rec.reasoning}
       </p>
       {rec.relaxations?.length > 0 && (
         <div>
@@ -448,7 +489,7 @@ function Ranking({ recs }: { recs: Recommendations }) {
   );
 }
 
-function VariantTable({ results, device, deviceName, recommended, expId }: { results: Results; device: string; deviceName: string; recommended?: string; expId: string }) {
+const VariantTable = memo(function VariantTable({ results, device, deviceName, recommended, expId }: { results: Results; device: string; deviceName: string; recommended?: string; expId: string }) {
   return (
     <section className="card" aria-labelledby="variants-title">
       <h2 id="variants-title" className="mb-2 text-lg font-semibold">
@@ -487,7 +528,7 @@ function VariantTable({ results, device, deviceName, recommended, expId }: { res
       </div>
     </section>
   );
-}
+});
 
 function VariantRow({ row, device, recommended, expId }: { row: ResultRow; device: string; recommended: boolean; expId: string }) {
   const ok = row.status === "completed";
@@ -577,7 +618,7 @@ function VariantRow({ row, device, recommended, expId }: { row: ResultRow; devic
   );
 }
 
-function DeviceComparison({ rows, initial }: { rows: ResultRow[]; initial: string }) {
+const DeviceComparison = memo(function DeviceComparison({ rows, initial }: { rows: ResultRow[]; initial: string }) {
   const done = rows.filter((r) => r.status === "completed");
   const [pick, setPick] = useState(initial);
   const devices = useDevices();
@@ -635,4 +676,4 @@ function DeviceComparison({ rows, initial }: { rows: ResultRow[]; initial: strin
       </div>
     </section>
   );
-}
+});

@@ -236,12 +236,21 @@ test("a zoo model can be picked instead of an upload", async () => {
 });
 
 test("the results page of a finished run is interactive quickly (measured)", async () => {
-  const t0 = Date.now();
-  await page.goto(`${server.base}/experiments/${expId}`);
-  await page.getByTestId("recommended-technique").waitFor();
-  await page.getByRole("combobox", { name: "Goal", exact: true }).waitFor();
+  // Time from the navigation's start to the what-if controls and the recommendation on screen,
+  // taken in the page; three loads, the median printed with the machine's load (a timing goal is
+  // reported, not asserted).
+  const times = [];
+  for (let i = 0; i < 3; i++) {
+    await page.goto(`${server.base}/experiments/${expId}`);
+    const t = await page.waitForFunction(
+      () => document.querySelector("[data-testid=recommended-technique]") && document.querySelector("#wi-goal") && document.querySelector(".recharts-surface") && performance.now(),
+    );
+    times.push(await t.jsonValue());
+  }
+  times.sort((a, b) => a - b);
   const n = await page.getByTestId("variant-table").locator("tbody tr").count();
-  console.log(`results page with ${n} variants interactive in ${Date.now() - t0} ms (navigation to the what-if controls)`);
+  const { loadavg } = await import("node:os");
+  console.log(`results page with ${n} variants interactive (recommendation, what-if, charts) in ${times[1].toFixed(0)} ms (median of ${times.map((x) => x.toFixed(0)).join(", ")}; load average ${loadavg()[0].toFixed(1)} on this machine)`);
 });
 
 test("compare two experiments side by side", async () => {

@@ -40,15 +40,22 @@ export function keySpecs(d: Device): string {
   return parts.join(" · ");
 }
 
-/** The estimator's published error for a device (MAPE-like figures), as a short text. */
+/** The estimator's published error for a device: its leave-one-model-out validation on published
+ * measurements (data/estimator/calibration.json), as the server reports it. */
 export function estimatorError(d: Device): string | null {
-  const e = d.estimator_error as Record<string, unknown> | null | undefined;
+  let e = d.estimator_error as unknown;
+  if (Array.isArray(e)) e = e.find((x) => (x as { group?: string })?.group === d.id);
   if (!e || typeof e !== "object") return null;
-  const pick = (k: string) => (typeof e[k] === "number" ? (e[k] as number) : undefined);
-  const mape = pick("mape_pct") ?? pick("mape") ?? pick("median_ape_pct") ?? pick("mean_abs_pct_error");
-  const n = pick("n") ?? pick("count") ?? pick("points");
-  if (mape !== undefined) return `±${mape.toFixed(0)} % mean error${n !== undefined ? ` on ${n} published measurements` : ""}`;
-  return Object.entries(e)
+  const x = e as Record<string, unknown>;
+  const n = (k: string) => (typeof x[k] === "number" ? (x[k] as number) : undefined);
+  const median = n("median_abs_error");
+  if (median !== undefined) {
+    const parts = [`median error ${(median * 100).toFixed(0)} %`];
+    if (n("within_25") !== undefined) parts.push(`${(n("within_25")! * 100).toFixed(0)} % within ±25 %`);
+    if (n("rows") !== undefined) parts.push(`on ${n("rows")} published measurements`);
+    return parts.join(", ");
+  }
+  return Object.entries(x)
     .filter(([, v]) => typeof v === "number" || typeof v === "string")
     .map(([k, v]) => `${k}: ${typeof v === "number" ? Number(v).toPrecision(3) : v}`)
     .join(", ");

@@ -48,3 +48,13 @@ describe("format", () => {
     expect(goalName("speed")).toBe("Lowest latency");
   });
 });
+
+import { estimatorError } from "./device";
+describe("estimator error", () => {
+  it("reads the calibration's per-device validation", () => {
+    const stats = { group: "jetson_nano", median_abs_error: 0.1168, rows: 17, spearman: 0.85, within_10: 0.41, within_25: 0.7647 };
+    expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: stats })).toBe("median error 12 %, 76 % within ±25 %, on 17 published measurements");
+    expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: [stats] })).toMatch(/^median error 12 %/);
+    expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: null })).toBeNull();
+  });
+});

@@ -13,6 +13,7 @@ export type DeviceEstimate = {
   fits_in_memory?: boolean;
   energy_mj?: number;
   notes?: string[];
+  error?: unknown; // the estimator could not place the variant on this device
 };
 
 export type Latency = { p50?: number; p95?: number; threads?: number };
@@ -22,7 +23,7 @@ export function estimates(row: ResultRow): DeviceEstimate[] {
 }
 
 export function estimateOn(row: ResultRow, device: string | null | undefined): DeviceEstimate | undefined {
-  return estimates(row).find((e) => e.device === device);
+  return estimates(row).find((e) => e.device === device && !e.error);
 }
 
 export function hostLatency(row: ResultRow): Latency | undefined {

@@ -620,10 +620,10 @@ function VariantRow({ row, device, recommended, expId }: { row: ResultRow; devic
 
 const DeviceComparison = memo(function DeviceComparison({ rows, initial }: { rows: ResultRow[]; initial: string }) {
   const done = rows.filter((r) => r.status === "completed");
-  const [pick, setPick] = useState(initial);
+  const [pick, setPick] = useState<string | null>(null);
   const devices = useDevices();
-  const row = done.find((r) => r.technique === pick) ?? done[0];
-  const list = useMemo(() => (row ? [...estimates(row)].sort((a, b) => a.latency_ms - b.latency_ms) : []), [row]);
+  const row = done.find((r) => r.technique === (pick ?? initial)) ?? done[0];
+  const list = useMemo(() => (row ? [...estimates(row)].sort((a, b) => (a.error ? 1 : 0) - (b.error ? 1 : 0) || a.latency_ms - b.latency_ms) : []), [row]);
   if (!row) return null;
   return (
     <section className="card" aria-labelledby="devcmp-title">
@@ -656,7 +656,15 @@ const DeviceComparison = memo(function DeviceComparison({ rows, initial }: { row
             </tr>
           </thead>
           <tbody>
-            {list.map((e) => (
+            {list.map((e) =>
+              e.error ? (
+                <tr key={e.device} className="border-t border-slate-200 dark:border-slate-800">
+                  <td className="td">{devices.data?.find((d) => d.id === e.device)?.name ?? e.device}</td>
+                  <td className="td text-red-800 dark:text-red-300" colSpan={4}>
+                    no estimate: {typeof e.error === "string" ? e.error : JSON.stringify(e.error)}
+                  </td>
+                </tr>
+              ) : (
               <tr key={e.device} className="border-t border-slate-200 dark:border-slate-800">
                 <td className="td">{devices.data?.find((d) => d.id === e.device)?.name ?? e.device}</td>
                 <td className="td">
@@ -670,7 +678,8 @@ const DeviceComparison = memo(function DeviceComparison({ rows, initial }: { row
                 </td>
                 <td className="td">{e.energy_mj !== undefined ? `${trim(e.energy_mj)} mJ` : "—"}</td>
               </tr>
-            ))}
+              ),
+            )}
           </tbody>
         </table>
       </div>

@@ -32,6 +32,17 @@ after(async () => {
   }
 });
 
+/** An experiment of fashion_cnn on Fashion-MNIST created, uploaded and started through the API. */
+async function startRun(fields) {
+  const e = await api(server.base, "POST", "/api/experiments", { dataset_type: "preset", dataset_name: "fashion_mnist", ...fields });
+  const form = new FormData();
+  form.append("file", new Blob([readFileSync(MODEL)]), "fashion_cnn.onnx");
+  const up = await fetch(`${server.base}/api/upload/${e.id}/model`, { method: "POST", body: form });
+  assert.equal(up.status, 200, await up.text());
+  await api(server.base, "POST", `/api/optimize/${e.id}/start`);
+  return e;
+}
+
 /** axe on the page as it is: no serious or critical violation. */
 async function checkA11y(name) {
   const r = await new AxeBuilder({ page }).analyze();
@@ -255,20 +266,7 @@ test("the results page of a finished run is interactive quickly (measured)", asy
 
 test("compare two experiments side by side", async () => {
   // A second run of the same model on another device, through the API.
-  const e = await api(server.base, "POST", "/api/experiments", {
-    name: "fashion cnn on a jetson",
-    dataset_type: "preset",
-    dataset_name: "fashion_mnist",
-    target_device: "jetson_nano",
-    techniques: ["ptq_int8"],
-    eval_limit: 300,
-    max_train_images: 500,
-  });
-  const form = new FormData();
-  form.append("file", new Blob([readFileSync(MODEL)]), "fashion_cnn.onnx");
-  const up = await fetch(`${server.base}/api/upload/${e.id}/model`, { method: "POST", body: form });
-  assert.equal(up.status, 200, await up.text());
-  await api(server.base, "POST", `/api/optimize/${e.id}/start`);
+  const e = await startRun({ name: "fashion cnn on a jetson", target_device: "jetson_nano", techniques: ["ptq_int8"], eval_limit: 300, max_train_images: 500 });
   for (let i = 0; i < 240; i++) {
     if ((await api(server.base, "GET", `/api/experiments/${e.id}`)).status === "completed") break;
     await new Promise((r) => setTimeout(r, 500));
@@ -282,17 +280,7 @@ test("compare two experiments side by side", async () => {
 });
 
 test("cancel stops a running experiment", async () => {
-  const e = await api(server.base, "POST", "/api/experiments", {
-    name: "to cancel",
-    dataset_type: "preset",
-    dataset_name: "fashion_mnist",
-    target_device: "raspberry_pi_4",
-    techniques: ["qat_int8", "distillation"],
-  });
-  const form = new FormData();
-  form.append("file", new Blob([readFileSync(MODEL)]), "fashion_cnn.onnx");
-  assert.equal((await fetch(`${server.base}/api/upload/${e.id}/model`, { method: "POST", body: form })).status, 200);
-  await api(server.base, "POST", `/api/optimize/${e.id}/start`);
+  const e = await startRun({ name: "to cancel", target_device: "raspberry_pi_4", techniques: ["qat_int8", "distillation"] });
   await page.goto(`${server.base}/experiments/${e.id}`);
   await page.getByTestId("connection").getByText("live").waitFor({ timeout: 30000 });
   await page.getByRole("button", { name: "Cancel run" }).click();

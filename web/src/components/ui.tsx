@@ -66,3 +66,34 @@ export function Bar({ value, label }: { value: number; label: string }) {
     </div>
   );
 }
+
+/** A labelled text input (numbers are typed as text so a half-typed "0." survives). */
+export function TextField(props: { id: string; label: string; value: string; onChange: (v: string) => void; inputMode?: "decimal" | "numeric" | "text"; placeholder?: string }) {
+  return (
+    <div>
+      <label htmlFor={props.id} className="label">
+        {props.label}
+      </label>
+      <input id={props.id} className="input" inputMode={props.inputMode} placeholder={props.placeholder} value={props.value} onChange={(e) => props.onChange(e.target.value)} />
+    </div>
+  );
+}
+
+/** A labelled select; `any` adds an empty first choice (filters). */
+export function SelectField(props: { id: string; label: string; value: string; onChange: (v: string) => void; options: [string, string][]; any?: string }) {
+  return (
+    <div>
+      <label htmlFor={props.id} className="label">
+        {props.label}
+      </label>
+      <select id={props.id} className="input" value={props.value} onChange={(e) => props.onChange(e.target.value)}>
+        {props.any !== undefined && <option value="">{props.any}</option>}
+        {props.options.map(([v, l]) => (
+          <option key={v} value={v}>
+            {l}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}

@@ -1,17 +1,9 @@
 // Shapes the server's result rows for the table and charts.
-import type { ResultRow } from "../api/client";
+import type { Estimate, ResultRow } from "../api/client";
 import { paretoFront } from "./pareto";
 
-export type DeviceEstimate = {
-  device: string;
-  runtime?: string;
-  precision?: string;
-  latency_ms: number;
-  latency_ms_low: number;
-  latency_ms_high: number;
-  peak_memory_bytes?: number;
-  fits_in_memory?: boolean;
-  energy_mj?: number;
+/** One device's estimate in a result row (the Estimate schema, without the request's fields). */
+export type DeviceEstimate = Omit<Estimate, "is_estimate" | "technique"> & {
   notes?: string[];
   error?: unknown; // the estimator could not place the variant on this device
 };

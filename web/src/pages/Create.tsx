@@ -4,7 +4,7 @@
 import { useMemo, useRef, useState, type DragEvent } from "react";
 import { useMutation, useQuery } from "@tanstack/react-query";
 import { api, ApiError, type DatasetUpload, type ExperimentCreate, type ModelUpload } from "../api/client";
-import { ErrorBox, Est, Loading } from "../components/ui";
+import { ErrorBox, Est, Loading, SelectField, TextField } from "../components/ui";
 import { bytes, count, goalName, ms, techniqueName } from "../lib/format";
 import { GOALS, PRESET_DATASETS, useDevices, useTechniques } from "../lib/queries";
 import { keySpecs } from "../lib/device";
@@ -137,18 +137,7 @@ export default function CreatePage() {
         {step === 3 && <DeviceStep id={id!} device={device} setDevice={setDevice} model={model} />}
         {step === 4 && (
           <div className="space-y-3">
-            <div>
-              <label htmlFor="goal" className="label">
-                Goal
-              </label>
-              <select id="goal" className="input" value={goal} onChange={(e) => setGoal(e.target.value)}>
-                {GOALS.map((g) => (
-                  <option key={g} value={g}>
-                    {goalName(g)}
-                  </option>
-                ))}
-              </select>
-            </div>
+            <SelectField id="goal" label="Goal" value={goal} onChange={setGoal} options={GOALS.map((g) => [g, goalName(g)])} />
             <fieldset className="grid gap-2 sm:grid-cols-[1fr_auto]">
               <legend className="label">Largest accuracy drop</legend>
               <input id="drop" aria-label="Largest accuracy drop" className="input" inputMode="decimal" value={drop} onChange={(e) => setDrop(e.target.value)} />
@@ -158,18 +147,8 @@ export default function CreatePage() {
               </select>
             </fieldset>
             <div className="grid gap-2 sm:grid-cols-2">
-              <div>
-                <label htmlFor="max-size" className="label">
-                  Largest size (MB, optional)
-                </label>
-                <input id="max-size" className="input" inputMode="decimal" value={maxSize} onChange={(e) => setMaxSize(e.target.value)} />
-              </div>
-              <div>
-                <label htmlFor="max-latency" className="label">
-                  Largest latency on the device (ms, optional)
-                </label>
-                <input id="max-latency" className="input" inputMode="decimal" value={maxLatency} onChange={(e) => setMaxLatency(e.target.value)} />
-              </div>
+              <TextField id="max-size" label="Largest size (MB, optional)" inputMode="decimal" value={maxSize} onChange={setMaxSize} />
+              <TextField id="max-latency" label="Largest latency on the device (ms, optional)" inputMode="decimal" value={maxLatency} onChange={setMaxLatency} />
             </div>
             <Feasibility id={id!} device={device} model={model} />
           </div>
@@ -222,18 +201,8 @@ export default function CreatePage() {
             <details>
               <summary className="cursor-pointer text-sm font-medium">Advanced: run size</summary>
               <div className="mt-2 grid gap-2 sm:grid-cols-2">
-                <div>
-                  <label htmlFor="eval-limit" className="label">
-                    Test images to score (empty: all)
-                  </label>
-                  <input id="eval-limit" className="input" inputMode="numeric" value={evalLimit} onChange={(e) => setEvalLimit(e.target.value)} />
-                </div>
-                <div>
-                  <label htmlFor="max-train" className="label">
-                    Training images for QAT/distillation/calibration (empty: all)
-                  </label>
-                  <input id="max-train" className="input" inputMode="numeric" value={maxTrain} onChange={(e) => setMaxTrain(e.target.value)} />
-                </div>
+                <TextField id="eval-limit" label="Test images to score (empty: all)" inputMode="numeric" value={evalLimit} onChange={setEvalLimit} />
+                <TextField id="max-train" label="Training images for QAT/distillation/calibration (empty: all)" inputMode="numeric" value={maxTrain} onChange={setMaxTrain} />
               </div>
             </details>
           </div>

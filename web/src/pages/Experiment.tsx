@@ -3,7 +3,7 @@
 import { memo, useDeferredValue, useEffect, useMemo, useRef, useState } from "react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Event, type Experiment, type Recommendations, type ResultRow, type Results, type WhatIf } from "../api/client";
-import { Bar, ErrorBox, Est, Loading, StatusBadge } from "../components/ui";
+import { Bar, ErrorBox, Est, Loading, SelectField, StatusBadge, TextField } from "../components/ui";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { TradeoffChart } from "../components/Charts";
 import { bytes, count, dateTime, duration, goalName, ms, pct, points, techniqueName, trim } from "../lib/format";
@@ -350,48 +350,11 @@ function ResultsView({ exp }: { exp: Experiment }) {
         {rec && <RecommendationBody rec={rec} deviceName={deviceName} pending={pending} />}
         <fieldset className="grid gap-2 border-t border-slate-200 pt-3 sm:grid-cols-2 lg:grid-cols-5 dark:border-slate-800" data-testid="what-if">
           <legend className="text-sm font-semibold">What if… (ranks the measured variants again, no re-run)</legend>
-          <div>
-            <label htmlFor="wi-goal" className="label">
-              Goal
-            </label>
-            <select id="wi-goal" className="input" value={form.goal} onChange={(e) => set("goal", e.target.value)}>
-              {GOALS.map((g) => (
-                <option key={g} value={g}>
-                  {goalName(g)}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div>
-            <label htmlFor="wi-device" className="label">
-              Device
-            </label>
-            <select id="wi-device" className="input" value={form.device} onChange={(e) => set("device", e.target.value)}>
-              {(devices.data ?? []).map((d) => (
-                <option key={d.id} value={d.id}>
-                  {d.name}
-                </option>
-              ))}
-            </select>
-          </div>
-          <div>
-            <label htmlFor="wi-drop" className="label">
-              Max drop (pt)
-            </label>
-            <input id="wi-drop" className="input" inputMode="decimal" value={form.drop} onChange={(e) => set("drop", e.target.value)} />
-          </div>
-          <div>
-            <label htmlFor="wi-size" className="label">
-              Max size (MB)
-            </label>
-            <input id="wi-size" className="input" inputMode="decimal" value={form.size} onChange={(e) => set("size", e.target.value)} />
-          </div>
-          <div>
-            <label htmlFor="wi-latency" className="label">
-              Max latency (ms, est.)
-            </label>
-            <input id="wi-latency" className="input" inputMode="decimal" value={form.latency} onChange={(e) => set("latency", e.target.value)} />
-          </div>
+          <SelectField id="wi-goal" label="Goal" value={form.goal} onChange={(v) => set("goal", v)} options={GOALS.map((g) => [g, goalName(g)])} />
+          <SelectField id="wi-device" label="Device" value={form.device} onChange={(v) => set("device", v)} options={(devices.data ?? []).map((d) => [d.id, d.name])} />
+          <TextField id="wi-drop" label="Max drop (pt)" inputMode="decimal" value={form.drop} onChange={(v) => set("drop", v)} />
+          <TextField id="wi-size" label="Max size (MB)" inputMode="decimal" value={form.size} onChange={(v) => set("size", v)} />
+          <TextField id="wi-latency" label="Max latency (ms, est.)" inputMode="decimal" value={form.latency} onChange={(v) => set("latency", v)} />
           <div className="flex items-center gap-3 text-xs sm:col-span-2 lg:col-span-5">
             {changed && (
               <button type="button" className="btn-secondary" onClick={() => setForm(initial)}>

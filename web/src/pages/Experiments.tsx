@@ -1,7 +1,7 @@
 import { useState } from "react";
 import { keepPreviousData, useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { api, type Experiment } from "../api/client";
-import { Bar, Empty, ErrorBox, Loading, StatusBadge } from "../components/ui";
+import { Bar, Empty, ErrorBox, Loading, SelectField, StatusBadge } from "../components/ui";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { Link } from "../lib/router";
 import { dateTime, goalName, techniqueName } from "../lib/format";
@@ -50,16 +50,17 @@ export function ExperimentsPage() {
           </label>
           <input id="f-q" className="input" type="search" placeholder="name…" value={q} onChange={(e) => (setQ(e.target.value), setOffset(0))} />
         </div>
-        <Select id="f-status" label="Status" value={status} onChange={(v) => (setStatus(v), setOffset(0))} options={STATUSES.map((s) => [s, s])} />
-        <Select
+        <SelectField any="Any" id="f-status" label="Status" value={status} onChange={(v) => (setStatus(v), setOffset(0))} options={STATUSES.map((s) => [s, s])} />
+        <SelectField
+          any="Any"
           id="f-device"
           label="Device"
           value={device}
           onChange={(v) => (setDevice(v), setOffset(0))}
           options={(devices.data ?? []).map((d) => [d.id, d.name])}
         />
-        <Select id="f-goal" label="Goal" value={goal} onChange={(v) => (setGoal(v), setOffset(0))} options={GOALS.map((g) => [g, goalName(g)])} />
-        <Select id="f-dataset" label="Dataset" value={dataset} onChange={(v) => (setDataset(v), setOffset(0))} options={PRESET_DATASETS.map((d) => [d.id, d.name])} />
+        <SelectField any="Any" id="f-goal" label="Goal" value={goal} onChange={(v) => (setGoal(v), setOffset(0))} options={GOALS.map((g) => [g, goalName(g)])} />
+        <SelectField any="Any" id="f-dataset" label="Dataset" value={dataset} onChange={(v) => (setDataset(v), setOffset(0))} options={PRESET_DATASETS.map((d) => [d.id, d.name])} />
       </form>
 
       {list.isPending && <Loading what="experiments" />}
@@ -153,24 +154,6 @@ export function ExperimentsPage() {
         onConfirm={() => toDelete && remove.mutate(toDelete.id)}
         onClose={() => setToDelete(null)}
       />
-    </div>
-  );
-}
-
-function Select(props: { id: string; label: string; value: string; onChange: (v: string) => void; options: [string, string][] }) {
-  return (
-    <div>
-      <label htmlFor={props.id} className="label">
-        {props.label}
-      </label>
-      <select id={props.id} className="input" value={props.value} onChange={(e) => props.onChange(e.target.value)}>
-        <option value="">Any</option>
-        {props.options.map(([v, l]) => (
-          <option key={v} value={v}>
-            {l}
-          </option>
-        ))}
-      </select>
     </div>
   );
 }

@@ -137,6 +137,7 @@ test("the wizard creates and starts a run; progress survives a reload; results s
   await page.getByRole("combobox", { name: "Goal" }).selectOption("balanced");
   await page.getByLabel("Largest accuracy drop").fill("1");
   await page.getByRole("button", { name: "Next" }).click();
+  await page.getByRole("checkbox", { name: /distillation/ }).waitFor(); // the technique list has loaded
   for (const box of await page.getByRole("checkbox").all()) await box.uncheck();
   await page.getByRole("checkbox", { name: /ptq_int8/ }).check();
   await page.getByRole("checkbox", { name: /prune_unstructured/ }).check();
@@ -148,6 +149,7 @@ test("the wizard creates and starts a run; progress survives a reload; results s
   const review = await page.getByTestId("review").innerText();
   assert.match(review, /Post-training int8/);
   assert.match(review, /500 test images/);
+  assert.doesNotMatch(review, /Distillation/, "only the chosen techniques run");
   await shoot("06-wizard-review");
   await page.getByRole("button", { name: "Create and start" }).click();
   await page.waitForURL(/\/experiments\/[a-z0-9]+$/);
@@ -296,6 +298,14 @@ test("the list shows badges and filters; delete asks first", async () => {
   await page.getByLabel("Status").selectOption("cancelled");
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=experiment-card]").length === 1);
   await page.getByLabel("Status").selectOption("");
+  await page.getByLabel("Device").selectOption("jetson_nano");
+  await page.waitForFunction(() => document.querySelectorAll("[data-testid=experiment-card]").length === 1);
+  await page.getByLabel("Device").selectOption("");
+  await page.getByLabel("Dataset").selectOption("fashion-mnist");
+  await page.waitForFunction((n) => document.querySelectorAll("[data-testid=experiment-card]").length === n, total);
+  await page.getByLabel("Dataset").selectOption("cifar10");
+  await page.getByText("No experiment matches these filters.").waitFor();
+  await page.getByLabel("Dataset").selectOption("");
   await page.getByLabel("Search").fill("jetson");
   await page.waitForFunction(() => document.querySelectorAll("[data-testid=experiment-card]").length === 1);
   await page.getByLabel("Search").fill("");

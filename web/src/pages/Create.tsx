@@ -25,7 +25,7 @@ export default function CreatePage() {
   const [id, setId] = useState<string | null>(null);
   const [model, setModel] = useState<Summary | null>(null);
   const [datasetType, setDatasetType] = useState<"preset" | "custom">("preset");
-  const [datasetName, setDatasetName] = useState("fashion_mnist");
+  const [datasetName, setDatasetName] = useState("fashion-mnist");
   const [dataset, setDataset] = useState<DatasetUpload["dataset"] | null>(null);
   const [device, setDevice] = useState("raspberry_pi_4");
   const [goal, setGoal] = useState("balanced");
@@ -385,7 +385,7 @@ function DatasetStep(props: {
           <label key={d.id} className="flex items-center gap-2 text-sm">
             <input type="radio" name="dataset" checked={props.type === "preset" && props.name === d.id} onChange={() => (props.setType("preset"), props.setName(d.id))} />
             {d.name} <span className="muted">({d.size})</span>
-            {props.modelDataset && props.modelDataset.replace("-", "_") === d.id && <span className="text-xs">— the zoo model's dataset</span>}
+            {props.modelDataset === d.id && <span className="text-xs">— the zoo model's dataset</span>}
           </label>
         ))}
         <label className="flex items-center gap-2 text-sm">

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-techniques format clean
+.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
 
 all: build
 
@@ -43,14 +43,19 @@ MODELS_DIR := $(abspath $(BUILD))/models
 models: pydeps
 	@test -f $(MODELS_DIR)/golden/.done || ($(PYTHON) tools/fixtures/make_torch_models.py --out $(MODELS_DIR) && touch $(MODELS_DIR)/golden/.done)
 
+# The store's tests (and the server's black-box tests) also run against a real PostgreSQL: a
+# throw-away cluster in $(PG_TEST_DIR), started for the run and always stopped, its URL in
+# EDGEOPT_TEST_POSTGRES_URL (set it yourself to use another server instead).
+PG_TEST_DIR ?= $(abspath $(BUILD))/pg-test
+WITH_PG := scripts/pg-test-cluster.sh run $(PG_TEST_DIR) --
+
 test: build pydeps models
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
-	$(MAKE) test-interop
+	$(WITH_PG) $(MAKE) --no-print-directory test-unit test-interop
 	$(MAKE) test-web
 	$(MAKE) fuzz
 
 test-unit: build
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
+	$(WITH_PG) sh -c 'cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure'
 
 # Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
 # The ONNX exporter's C++ tests leave their exports (with reference outputs) for ONNX Runtime to check.
@@ -59,7 +64,7 @@ EXPORTS_DIR := $(abspath $(BUILD))/onnx-exports
 test-interop: build pydeps
 	mkdir -p $(EXPORTS_DIR) && EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) $(BUILD)/edgeopt_core_tests --gtest_filter='OnnxExport*' > /dev/null
 	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) \
-	  $(PYTHON) -m pytest -q tests/interop
+	  $(WITH_PG) $(PYTHON) -m pytest -q tests/interop
 
 # The UI: API types still match data/api/openapi.json, unit tests (vitest), then end-to-end tests in
 # headless Debian chromium against a real `edgeopt serve` (screenshots in web/e2e-artifacts).
@@ -85,10 +90,21 @@ demo: build
 bench: build pydeps
 	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
 
+# The service's goals: idle RSS, API read latency under load during a run, 500 SSE clients.
+bench-server: build pydeps
+	$(PYTHON) bench/bench_server.py --bin $(BUILD)/edgeopt
+
 # The seven techniques on the small/medium/large Fashion-MNIST zoo models against the issue's bars
 # (trains missing zoo models first: ~10 min each).
 bench-techniques: build pydeps
 	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
+
+# The store's job queue: jobs/s and claim latency with 1..16 concurrent claimers, on a throw-away
+# PostgreSQL cluster and on SQLite.
+bench-store: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target edgeopt_bench_store
+	$(WITH_PG) sh -c '$(BUILD)/edgeopt_bench_store --database "$$EDGEOPT_TEST_POSTGRES_URL"'
+	$(BUILD)/edgeopt_bench_store --claimers 1,2,4,8
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')

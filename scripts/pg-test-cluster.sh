@@ -4,7 +4,8 @@
 #   scripts/pg-test-cluster.sh stop DIR          stop it and remove DIR/data
 #   scripts/pg-test-cluster.sh url DIR           print the running cluster's URL
 #   scripts/pg-test-cluster.sh run DIR -- CMD..  start, run CMD with EDGEOPT_TEST_POSTGRES_URL set, always stop;
-#                                                exits with CMD's status
+#                                                exits with CMD's status. When EDGEOPT_TEST_POSTGRES_URL is
+#                                                set already (an outer `run`, or your own server), just runs CMD.
 # Works as root (initdb refuses root: the cluster runs as the `postgres` system user, or `nobody`
 # when that does not exist) and as a normal user. Durability is off (fsync, synchronous_commit):
 # the data is thrown away anyway.
@@ -14,7 +15,7 @@ PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 
 die() { echo "pg-test-cluster: $*" >&2; exit 1; }
 
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 2 ] || usage
 cmd=$1
@@ -56,7 +57,7 @@ start_cluster() {
     as_db_user test -x "$dir" || die "user $db_user cannot reach $dir (a parent folder is not searchable); use a folder under /tmp"
   fi
   chmod 700 "$data"
-  as_db_user "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 >"$dir/initdb.log" 2>&1 ||
+  as_db_user "$PG_BIN/initdb" -D "$data" -U postgres -A trust -E UTF8 --locale=C.UTF-8 --no-sync >"$dir/initdb.log" 2>&1 ||
     die "initdb failed; see $dir/initdb.log"
   local port
   for attempt in 1 2 3 4 5; do
@@ -82,6 +83,7 @@ case "$cmd" in
   run)
     [ "${1:-}" = "--" ] && shift
     [ $# -gt 0 ] || usage
+    [ -n "${EDGEOPT_TEST_POSTGRES_URL:-}" ] && exec "$@"
     url=$(start_cluster)
     trap stop_cluster EXIT
     trap 'exit 130' INT TERM

@@ -254,6 +254,47 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Measured, technique, status, err
 
 }  // namespace
 
+// Every number of the request is finite and in range, no technique is named twice, and the
+// output folder is one we may fill: not a file, not the root or a system folder.
+void validate(const OptimizeOptions& options) {
+  auto bad = [](const std::string& what, const std::string& hint) { fail(ErrorCode::kInvalidArgument, what, hint); };
+  auto check_number = [&](const std::optional<double>& v, const char* flag, double max) {
+    if (v && (!std::isfinite(*v) || *v < 0 || *v > max)) {
+      bad(std::string(flag) + " must be a number from 0 to " + (max == HUGE_VAL ? std::string("any size") : std::to_string(static_cast<long long>(max))) + ", not " + std::to_string(*v),
+          "leave it out for no limit");
+    }
+  };
+  check_number(options.limits.max_accuracy_drop_points, "--max-accuracy-drop", 100);
+  check_number(options.limits.max_accuracy_drop_percent, "--max-accuracy-drop-pct", 100);
+  check_number(options.limits.max_latency_ms, "--max-latency-ms", HUGE_VAL);
+  if (options.limits.max_size_bytes && *options.limits.max_size_bytes < 0) bad("--max-size-mb must not be negative", "leave it out for no limit");
+  if (options.limits.max_memory_bytes && *options.limits.max_memory_bytes < 0) bad("the memory limit must not be negative", "leave it out for no limit");
+  if (options.eval_limit < 0) bad("--limit must be 0 (the whole test split) or a positive number of images, not " + std::to_string(options.eval_limit), "e.g. --limit 1000");
+  if (options.max_train_images < 0) bad("--max-train-images must not be negative", "e.g. --max-train-images 2000");
+  if (options.jobs < 0 || options.jobs > 64) bad("--jobs must be from 0 (automatic) to 64", "e.g. --jobs 2");
+  if (options.latency_runs < 1 || options.latency_runs > 100000) bad("latency runs must be from 1 to 100000", "");
+  for (std::size_t i = 0; i < options.techniques.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      if (options.techniques[i] == options.techniques[k]) {
+        bad("--techniques names '" + options.techniques[i] + "' twice", "name each technique once; --param changes its settings");
+      }
+    }
+  }
+  if (options.out_dir.empty()) bad("--out is empty", "give the folder for the results, e.g. --out edgeopt-out");
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(options.out_dir, ec), ec);
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
+    bad("--out '" + options.out_dir + "' exists and is not a folder", "give a new or existing folder for the results");
+  }
+  // Never the root or a top-level folder itself, and nothing inside the system's own trees.
+  static const std::vector<std::string> top = {"/", "/home", "/tmp", "/var", "/root", "/opt", "/srv", "/mnt", "/media", "/run"};
+  static const std::vector<std::string> trees = {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys", "/usr"};
+  const std::string canonical = out.string();
+  bool system = std::find(top.begin(), top.end(), canonical) != top.end();
+  for (const std::string& tree : trees) system = system || canonical == tree || canonical.rfind(tree + "/", 0) == 0;
+  if (system) bad("--out '" + options.out_dir + "' is a system folder (" + canonical + ")", "give a folder of your own for the results, e.g. --out edgeopt-out");
+}
+
 struct OptimizeRun::State {
   std::string model_path;
   OptimizeOptions options;
@@ -309,6 +350,7 @@ std::vector<std::string> OptimizeRun::techniques() const {
 
 Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_path, const OptimizeOptions& options) {
   return capture([&]() -> std::unique_ptr<OptimizeRun> {
+    validate(options);
     auto st = std::make_unique<State>();
     st->model_path = model_path;
     st->options = options;
@@ -320,9 +362,6 @@ Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_
       for (const std::string& id : options.techniques) {
         const techniques::Technique* t = techniques::find_technique(id);
         if (!t) fail(ErrorCode::kInvalidArgument, "unknown technique '" + id + "'", "available in this version: " + valid);
-        if (std::find(st->chosen.begin(), st->chosen.end(), t) != st->chosen.end()) {
-          fail(ErrorCode::kInvalidArgument, "technique '" + id + "' is listed twice", "name each technique once");
-        }
         st->chosen.push_back(t);
       }
     }
@@ -378,7 +417,14 @@ Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_
     auto probe = backend::Executor::create(st->model.graph);
     if (!probe) throw Failure{probe.error()};
     if (Status s = check_labels_match(*probe.value(), st->dataset); !s) throw Failure{s.error()};
-    fs::create_directories(options.out_dir);
+    {
+      std::error_code ec;
+      fs::create_directories(options.out_dir, ec);
+      if (ec || !fs::is_directory(options.out_dir, ec)) {
+        fail(ErrorCode::kIo, "cannot create the output folder '" + options.out_dir + "': " + ec.message(),
+             "give a folder you can write to with --out");
+      }
+    }
     return std::unique_ptr<OptimizeRun>(new OptimizeRun(std::move(st)));
   });
 }

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <deque>
+#include <limits>
 #include <filesystem>
 #include <mutex>
 #include <random>
@@ -260,7 +261,9 @@ class Session : public SseSink, public std::enable_shared_from_this<Session> {
   void read_header() {
     header_parser_.emplace();
     header_parser_->header_limit(16 * 1024);
-    header_parser_->body_limit(server_.options.max_body_bytes);
+    // The limit depends on the route, known only once the header is read: checked in on_header
+    // against the declared length, and set on the body parser.
+    header_parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     stream_.expires_after(std::chrono::seconds(60));
     http::async_read_header(stream_, buffer_, *header_parser_,
                             [self = shared_from_this()](beast::error_code ec, std::size_t) { self->on_header(ec); });

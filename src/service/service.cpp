@@ -277,7 +277,11 @@ json Service::zoo() const {
     std::ifstream in(entry.path());
     json card = json::parse(in, nullptr, false);
     if (card.is_discarded() || !card.is_object()) continue;
-    list.push_back({{"name", entry.path().stem().string()}, {"dataset", card.value("dataset", json())}, {"params", card.value("params", json())},
+    const json dataset = card.value("dataset", json());
+    list.push_back({{"name", entry.path().stem().string()},
+                    {"dataset", dataset.is_object() ? dataset.value("name", "") : (dataset.is_string() ? dataset.get<std::string>() : "")},
+                    {"dataset_split_note", dataset.is_object() ? dataset.value("split_note", "") : ""},
+                    {"params", card.value("params", json())},
                     {"macs", card.value("macs", json())}, {"accuracy", card.value("accuracy", json())},
                     {"accuracy_ci95", card.value("accuracy_ci95", json())}, {"card", card}});
   }

@@ -43,7 +43,9 @@ void AtomicFile::write(const char* data, std::size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(fd_, data, size);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(ErrorCode::kIo, "cannot write '" + temp_.string() + "': " + std::strerror(errno), "check the free disk space");
+    if (n < 0) {
+      fail(ErrorCode::kIo, "cannot write '" + temp_.string() + "': " + std::strerror(errno), "check the free disk space");
+    }
     data += n;
     size -= static_cast<std::size_t>(n);
   }

@@ -28,6 +28,30 @@ constexpr const char* kExperimentColumns =
 constexpr const char* kJobColumns =
     "id, experiment_id, kind, technique, phase, status, worker, attempts, lease_expires_ms, result::text, error";
 
+// The hot statements of the job queue, prepared once per connection (no parse or plan per call).
+// claim_job: the CTE fails the expired jobs that used up their attempts; the UPDATE takes the
+// oldest claimable job. Their rows are disjoint (attempts >= max vs < max), so no row is updated
+// twice. The subquery locks the row it picks and skips rows other claimers hold: concurrent
+// claimers get different jobs and never wait for each other.
+constexpr const char* kClaimSql =
+    "WITH exhausted AS (UPDATE jobs SET status = 'failed', error = $4 || worker, lease_expires_ms = 0, "
+    "updated_ms = $3 WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_ms <= edgeopt_now_ms() "
+    "AND attempts >= $5 FOR UPDATE SKIP LOCKED) RETURNING id) "
+    "UPDATE jobs SET status = 'running', worker = $1, attempts = attempts + 1, "
+    "lease_expires_ms = edgeopt_now_ms() + $2, error = '', updated_ms = $3 "
+    "WHERE id = (SELECT j.id FROM jobs j WHERE j.status IN ('queued', 'running') AND ("
+    "  (j.status = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.experiment_id = j.experiment_id"
+    "   AND p.phase < j.phase AND p.status IN ('queued', 'running')))"
+    "  OR (j.status = 'running' AND j.lease_expires_ms <= edgeopt_now_ms() AND j.attempts < $5))"
+    " ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED) "
+    "RETURNING id, experiment_id, kind, technique, phase, status, worker, attempts, lease_expires_ms, result::text, error";
+constexpr const char* kHeartbeatSql =
+    "UPDATE jobs SET lease_expires_ms = edgeopt_now_ms() + $3, updated_ms = $4 "
+    "WHERE id = $1 AND worker = $2 AND status = 'running'";
+constexpr const char* kFinishSql =
+    "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, lease_expires_ms = 0, updated_ms = $6 "
+    "WHERE id = $1 AND worker = $2 AND status = 'running'";
+
 // "postgresql://user:secret@host/db" -> "postgresql://user:***@host/db": messages never show passwords.
 std::string redact(const std::string& url) {
   const std::size_t scheme = url.find("://");
@@ -134,6 +158,9 @@ class Pool {
     auto conn = std::make_unique<pqxx::connection>(url_);
     pqxx::nontransaction quiet(*conn);
     quiet.exec0("SET client_min_messages TO warning");  // no NOTICE lines from IF NOT EXISTS on stderr
+    conn->prepare("claim_job", kClaimSql);  // prepared on first use, after the migrations created the tables
+    conn->prepare("heartbeat", kHeartbeatSql);
+    conn->prepare("finish_job", kFinishSql);
     return conn;
   }
 
@@ -237,13 +264,12 @@ class PostgresStore final : public Store {
 
   Status update_experiment(const Experiment& e) override {
     return run([&](pqxx::connection& conn) {
-      check_experiment_status(e.status);
       check_progress(e.progress);
       pqxx::work tx(conn);
       const auto r = tx.exec_params(
-          "UPDATE experiments SET name = $2, status = $3, config = $4::jsonb, model = $5::jsonb, dataset = $6::jsonb, "
-          "results = $7::jsonb, error = $8, progress = $9, updated_ms = $10 WHERE id = $1",
-          e.id, e.name, e.status, e.config.dump(), e.model.dump(), e.dataset.dump(), e.results.dump(), e.error,
+          "UPDATE experiments SET name = $2, config = $3::jsonb, model = $4::jsonb, dataset = $5::jsonb, "
+          "results = $6::jsonb, error = $7, progress = $8, updated_ms = $9 WHERE id = $1",
+          e.id, e.name, e.config.dump(), e.model.dump(), e.dataset.dump(), e.results.dump(), e.error,
           e.progress, now_ms());
       if (r.affected_rows() == 0) fail_unknown_experiment(e.id);
       tx.commit();
@@ -403,28 +429,14 @@ class PostgresStore final : public Store {
   }
 
   Result<std::optional<Job>> claim_job(const std::string& worker, std::int64_t lease_ms, int max_attempts) override {
-    return run([&](pqxx::connection& conn) -> std::optional<Job> {
+    // Not retried on a broken connection: the claim may have committed, and a second claim would
+    // strand the first job until its lease runs out.
+    return run(kNoRetry, [&](pqxx::connection& conn) -> std::optional<Job> {
       check_claim_args(worker, lease_ms, max_attempts);
-      pqxx::work tx(conn);
-      const std::int64_t now = now_ms();
-      tx.exec_params0(
-          "UPDATE jobs SET status = 'failed', error = $1 || worker, lease_expires_ms = 0, updated_ms = $2 "
-          "WHERE id IN (SELECT id FROM jobs WHERE status = 'running' AND lease_expires_ms <= edgeopt_now_ms() "
-          "AND attempts >= $3 FOR UPDATE SKIP LOCKED)",
-          exhausted_lease_reason(max_attempts), now, max_attempts);
-      // The subquery locks the row it picks and skips rows other claimers hold, so concurrent
-      // claimers get different jobs without waiting for each other.
-      const auto r = tx.exec_params(
-          std::string("UPDATE jobs SET status = 'running', worker = $1, attempts = attempts + 1, "
-                      "lease_expires_ms = edgeopt_now_ms() + $2, error = '', updated_ms = $3 "
-                      "WHERE id = (SELECT j.id FROM jobs j WHERE j.status IN ('queued', 'running') AND ("
-                      "  (j.status = 'queued' AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.experiment_id = "
-                      "   j.experiment_id AND p.phase < j.phase AND p.status IN ('queued', 'running')))"
-                      "  OR (j.status = 'running' AND j.lease_expires_ms <= edgeopt_now_ms()))"
-                      " ORDER BY j.id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING ") +
-              kJobColumns,
-          worker, lease_ms, now);
-      tx.commit();
+      // One prepared statement in autocommit: one round trip (kClaimSql says how it works).
+      pqxx::nontransaction tx(conn);
+      const auto r = tx.exec_prepared("claim_job", worker, lease_ms, now_ms(), exhausted_lease_reason(max_attempts),
+                                      max_attempts);
       if (r.empty()) return std::nullopt;
       return read_job(r[0]);
     });
@@ -433,26 +445,18 @@ class PostgresStore final : public Store {
   Result<bool> heartbeat(std::int64_t job_id, const std::string& worker, std::int64_t lease_ms) override {
     return run([&](pqxx::connection& conn) {
       if (lease_ms <= 0) fail(ErrorCode::kInvalidArgument, "a lease must last longer than 0 ms", "");
-      pqxx::work tx(conn);
-      const auto r = tx.exec_params(
-          "UPDATE jobs SET lease_expires_ms = edgeopt_now_ms() + $3, updated_ms = $4 "
-          "WHERE id = $1 AND worker = $2 AND status = 'running'",
-          job_id, worker, lease_ms, now_ms());
-      tx.commit();
+      pqxx::nontransaction tx(conn);  // one statement: autocommit, one round trip (and idempotent)
+      const auto r = tx.exec_prepared("heartbeat", job_id, worker, lease_ms, now_ms());
       return r.affected_rows() > 0;
     });
   }
 
   Result<bool> finish_job(std::int64_t job_id, const std::string& worker, const std::string& status,
                           const nlohmann::json& result, const std::string& error) override {
-    return run([&](pqxx::connection& conn) {
+    return run(kNoRetry, [&](pqxx::connection& conn) {
       check_finish_status(status);
-      pqxx::work tx(conn);
-      const auto r = tx.exec_params(
-          "UPDATE jobs SET status = $3, result = $4::jsonb, error = $5, lease_expires_ms = 0, updated_ms = $6 "
-          "WHERE id = $1 AND worker = $2 AND status = 'running'",
-          job_id, worker, status, result.dump(), error, now_ms());
-      tx.commit();
+      pqxx::nontransaction tx(conn);  // one statement: autocommit, one round trip
+      const auto r = tx.exec_prepared("finish_job", job_id, worker, status, result.dump(), error, now_ms());
       return r.affected_rows() > 0;
     });
   }
@@ -472,12 +476,11 @@ class PostgresStore final : public Store {
 
   Result<int> cancel_jobs(const std::string& experiment_id) override {
     return run([&](pqxx::connection& conn) {
-      pqxx::work tx(conn);
+      pqxx::nontransaction tx(conn);  // one statement: autocommit (and idempotent)
       const auto r = tx.exec_params(
           "UPDATE jobs SET status = 'cancelled', error = 'cancelled', lease_expires_ms = 0, updated_ms = $2 "
           "WHERE experiment_id = $1 AND status IN ('queued', 'running')",
           experiment_id, now_ms());
-      tx.commit();
       return static_cast<int>(r.affected_rows());
     });
   }
@@ -572,11 +575,17 @@ class PostgresStore final : public Store {
  private:
   explicit PostgresStore(const std::string& url) : pool_(url) {}
 
-  // Borrows a connection and runs fn on it. A connection found broken before anything committed
-  // (server restarted, idle connection dropped) is replaced and fn retried once; a break during
-  // COMMIT is reported as such, never retried (it may have been applied).
+  // Borrows a connection and runs fn on it. A connection found broken (server restarted, idle
+  // connection dropped) is replaced and fn retried once, unless fn is an autocommit write that is
+  // not safe to repeat (kNoRetry): its statement may have committed before the break. A break
+  // during COMMIT is reported as such, never retried.
+  static constexpr bool kNoRetry = false;
   template <class Fn>
   auto run(Fn&& fn) -> Result<decltype(fn(std::declval<pqxx::connection&>()))> {
+    return run(true, std::forward<Fn>(fn));
+  }
+  template <class Fn>
+  auto run(bool retry, Fn&& fn) -> Result<decltype(fn(std::declval<pqxx::connection&>()))> {
     return capture([&] {
       for (int attempt = 0;; ++attempt) {
         std::optional<Pool::Lease> lease;
@@ -589,7 +598,7 @@ class PostgresStore final : public Store {
                "check the database and retry");
         } catch (const pqxx::broken_connection& e) {
           if (lease) lease->discard();
-          if (attempt == 0 && lease) continue;
+          if (retry && attempt == 0 && lease) continue;
           fail(ErrorCode::kIo, "cannot reach PostgreSQL at " + redact(pool_.url()) + ": " + first_line(e.what()),
                "check that the server is running and the URL (host, port, user, password, database) is right");
         } catch (const pqxx::sql_error& e) {

@@ -25,7 +25,8 @@ constexpr std::size_t kCopyChunk = 1 << 20;
 [[noreturn]] void fail_sqlite(sqlite3* db, int rc, const std::string& what) {
   const int primary = rc & 0xFF;
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
-    fail(ErrorCode::kIo, "the SQLite database stayed locked for over " + std::to_string(kBusyTimeoutMs / 1000) + " s (" + what + ")",
+    fail(ErrorCode::kIo,
+         "the SQLite database stayed locked for over " + std::to_string(kBusyTimeoutMs / 1000) + " s (" + what + ")",
          "another process holds a long write transaction on this store folder; retry, or stop the other process");
   }
   if (primary == SQLITE_FULL) fail(ErrorCode::kIo, "the disk is full (" + what + ")", "free disk space and retry");
@@ -221,12 +222,11 @@ class SqliteStore final : public Store {
 
   Status update_experiment(const Experiment& e) override {
     return locked([&] {
-      check_experiment_status(e.status);
       check_progress(e.progress);
       write_txn([&] {
-        query("UPDATE experiments SET name = ?, status = ?, config = ?, model = ?, dataset = ?, results = ?, "
+        query("UPDATE experiments SET name = ?, config = ?, model = ?, dataset = ?, results = ?, "
               "error = ?, progress = ?, updated_ms = ? WHERE id = ?")
-            .bind(e.name).bind(e.status).bind(e.config).bind(e.model).bind(e.dataset).bind(e.results).bind(e.error)
+            .bind(e.name).bind(e.config).bind(e.model).bind(e.dataset).bind(e.results).bind(e.error)
             .bind(e.progress).bind(now_ms()).bind(e.id)
             .run();
         if (sqlite3_changes(db_) == 0) fail_unknown_experiment(e.id);
@@ -281,16 +281,14 @@ class SqliteStore final : public Store {
       return found;
     });
     if (!deleted) return deleted.error();
+    if (!*deleted) return unknown_experiment(id);
     // The row goes first: a crash in between leaves unreferenced files, never a listed experiment
-    // whose files are gone.
-    auto cleared = capture([&] {
+    // whose files are gone. (Ids we assign are always valid key components.)
+    return capture([&] {
       check_blob_key(id);
       delete_blob_files(id + "/");
       return Unit{};
     });
-    if (!cleared) return cleared.error();
-    if (!*deleted) return unknown_experiment(id);
-    return ok_status();
   }
 
   // ---- blobs ----
@@ -409,8 +407,8 @@ class SqliteStore final : public Store {
               "SELECT j.id FROM jobs j WHERE (j.status = 'queued' AND NOT EXISTS ("
               "  SELECT 1 FROM jobs p WHERE p.experiment_id = j.experiment_id AND p.phase < j.phase"
               "  AND p.status IN ('queued', 'running')))"
-              " OR (j.status = 'running' AND j.lease_expires_ms <= ?) ORDER BY j.id LIMIT 1");
-          q.bind(now);
+              " OR (j.status = 'running' AND j.lease_expires_ms <= ? AND j.attempts < ?) ORDER BY j.id LIMIT 1");
+          q.bind(now).bind(max_attempts);
           if (!q.step()) return;
           id = q.i64(0);
         }
@@ -560,7 +558,9 @@ class SqliteStore final : public Store {
     return locked([&] {
       write_txn([&] {
         query("DELETE FROM tokens WHERE name = ?").bind(name).run();
-        if (sqlite3_changes(db_) == 0) fail(ErrorCode::kNotFound, "no token named '" + name + "'", "list them with `edgeopt tokens list`");
+        if (sqlite3_changes(db_) == 0) {
+          fail(ErrorCode::kNotFound, "no token named '" + name + "'", "list them with `edgeopt tokens list`");
+        }
       });
       return Unit{};
     });
@@ -612,9 +612,12 @@ class SqliteStore final : public Store {
     const int newest = migrations.back().version;
     for (const Migration& m : migrations) {
       write_txn([&] {
-        auto q = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
-        q.step();
-        const auto applied = q.i64(0);
+        std::int64_t applied = 0;
+        {  // reset before the migration runs: an open statement would block DROP (SQLITE_LOCKED)
+          auto q = query("SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+          q.step();
+          applied = q.i64(0);
+        }
         if (applied > newest) {
           fail(ErrorCode::kInvalidArgument,
                "the store's database has schema version " + std::to_string(applied) + ", newer than this edgeopt (" +

@@ -97,7 +97,8 @@ class Store {
   virtual Result<Experiment> create_experiment(Experiment experiment) = 0;
   virtual Result<std::optional<Experiment>> get_experiment(const std::string& id) = 0;
   virtual Result<ExperimentPage> list_experiments(const ExperimentFilter& filter) = 0;
-  // Replaces every field but id, owner and created_ms; sets updated_ms. kNotFound if absent.
+  // Replaces every field but id, owner, created_ms and status (which only set_experiment_status
+  // changes, so a stale copy can never undo a stop); sets updated_ms. kNotFound if absent.
   virtual Status update_experiment(const Experiment& experiment) = 0;
   // Sets status (and error, progress when given) only if the current status is one of `from`
   // (empty: any). Returns whether it changed: the compare-and-set the life cycle is built on.

@@ -181,3 +181,21 @@ def test_auth_off_loopback_rules(tmp_path):
 def test_cors_star_is_refused(tmp_path):
     r = subprocess.run([edgeopt_bin(), "serve", "--port", "0", "--store", str(tmp_path / "s"), "--cors-origin", "*"], capture_output=True, text=True, timeout=30)
     assert r.returncode == 1 and "never allowed" in r.stderr
+
+
+def test_bound_off_loopback_every_route_but_health_needs_a_token(tmp_path):
+    import re
+    proc = subprocess.Popen([edgeopt_bin(), "serve", "--host", "0.0.0.0", "--port", "0", "--workers", "0", "--store", str(tmp_path / "s")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = proc.stdout.readline()
+        port = re.search(r":(\d+) ", line).group(1)
+        assert "bearer tokens required" in line
+        base = f"http://127.0.0.1:{port}"
+        assert requests.get(base + "/health", timeout=10).status_code == 200
+        for path in ("/api/experiments", "/api/devices", "/metrics", "/api/zoo"):
+            r = requests.get(base + path, timeout=10)
+            assert r.status_code == 401, (path, r.status_code)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

@@ -44,7 +44,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(srv, fashion
     cmd = [sys.executable, "-m", "schemathesis.cli", "run", srv.url("/openapi.json"), "--base-url", srv.base,
            "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
            "--hypothesis-max-examples", os.environ.get("EDGEOPT_SCHEMATHESIS_EXAMPLES", "25"), "--hypothesis-derandomize",
-           "--exclude-path", "/api/optimize/{id}/progress-stream", "--request-timeout", "60000", "--workers", "2",
+           "--experimental=openapi-3.1", "--exclude-path", "/api/optimize/{id}/progress-stream", "--request-timeout", "60000", "--workers", "2",
            "--cassette-path", str(tmp_path / "cassette.yaml")]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=1500, env=env, cwd=tmp_path)
     assert r.returncode == 0, r.stdout[-6000:] + r.stderr[-3000:]

@@ -49,28 +49,22 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
         GTEST_SKIP() << "EDGEOPT_TEST_POSTGRES_URL is not set: the PostgreSQL run of this test is skipped "
                         "(`make test` starts a throw-away cluster and sets it)";
       }
-      schema_ = "edgeopt_test_" + detail::random_hex(6);
-      pqxx::connection conn(url);
-      pqxx::nontransaction tx(conn);
-      tx.exec0("CREATE SCHEMA " + schema_);
-      const std::string base(url);
-      location_ = base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema_;
     } else {
       std::string tmpl = (fs::temp_directory_path() / "edgeopt-store-XXXXXX").string();
       ASSERT_NE(::mkdtemp(tmpl.data()), nullptr);
       folder_ = tmpl;
-      location_ = (folder_ / "store").string();
     }
+    location_ = fresh_location();
     store_ = open();
     ASSERT_NE(store_, nullptr);
   }
 
   void TearDown() override {
     store_.reset();
-    if (!schema_.empty()) {
+    if (!schemas_.empty()) {
       pqxx::connection conn(postgres_url());
       pqxx::nontransaction tx(conn);
-      tx.exec0("DROP SCHEMA " + schema_ + " CASCADE");
+      for (const auto& schema : schemas_) tx.exec0("DROP SCHEMA " + schema + " CASCADE");
     }
     if (!folder_.empty()) {
       std::error_code ignored;
@@ -79,6 +73,17 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   bool is_postgres() const { return GetParam() == "postgresql"; }
+
+  // An empty database of its own: a new schema (PostgreSQL) or a new folder (SQLite).
+  std::string fresh_location() {
+    if (!is_postgres()) return (folder_ / ("store" + std::to_string(++folders_))).string();
+    const std::string schema = "edgeopt_test_" + detail::random_hex(6);
+    pqxx::connection conn(postgres_url());
+    pqxx::nontransaction(conn).exec0("CREATE SCHEMA " + schema);
+    schemas_.push_back(schema);
+    const std::string base(postgres_url());
+    return base + (base.find('?') == std::string::npos ? "?" : "&") + "options=-csearch_path%3D" + schema;
+  }
 
   // Another Store on the same database: its own connection(s), as another process would have.
   std::unique_ptr<Store> open() {
@@ -108,15 +113,17 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
   }
 
   // Runs raw SQL against the backend's database (for what the API deliberately cannot do).
-  void raw_sql(const std::string& sql) {
+  void raw_sql(const std::string& sql) { raw_sql_at(location_, sql); }
+  void raw_sql_at(const std::string& location, const std::string& sql) {
     if (is_postgres()) {
-      pqxx::connection conn(location_);
+      pqxx::connection conn(location);
       pqxx::nontransaction tx(conn);
       tx.exec0(sql);
       return;
     }
     sqlite3* db = nullptr;
-    ASSERT_EQ(sqlite3_open((fs::path(location_) / "edgeopt.db").c_str(), &db), SQLITE_OK);
+    fs::create_directories(location);
+    ASSERT_EQ(sqlite3_open((fs::path(location) / "edgeopt.db").c_str(), &db), SQLITE_OK);
     char* message = nullptr;
     const int rc = sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &message);
     EXPECT_EQ(rc, SQLITE_OK) << (message != nullptr ? message : "");
@@ -126,7 +133,8 @@ class StoreTest : public ::testing::TestWithParam<std::string> {
 
   std::string location_;
   fs::path folder_;
-  std::string schema_;
+  int folders_ = 0;
+  std::vector<std::string> schemas_;
   std::unique_ptr<Store> store_;
 };
 
@@ -163,7 +171,7 @@ TEST_P(StoreTest, CreateGetUpdateRoundTrip) {
   changed.owner = "mallory";  // never replaced by an update
   changed.created_ms = 1;     // nor this
   changed.name = "renamed";
-  changed.status = "completed";
+  changed.status = "completed";  // nor this: only set_experiment_status changes it
   changed.results = {{"variants", nlohmann::json::array({"ptq_int8"})}};
   changed.error = "";
   changed.progress = 1.0;
@@ -174,7 +182,7 @@ TEST_P(StoreTest, CreateGetUpdateRoundTrip) {
   EXPECT_EQ(got->owner, "alice");
   EXPECT_EQ(got->created_ms, created.created_ms);
   EXPECT_EQ(got->name, "renamed");
-  EXPECT_EQ(got->status, "completed");
+  EXPECT_EQ(got->status, created.status);
   EXPECT_EQ(got->results, changed.results);
   EXPECT_DOUBLE_EQ(got->progress, 1.0);
   EXPECT_GT(got->updated_ms, created.updated_ms);
@@ -186,7 +194,7 @@ TEST_P(StoreTest, CreateGetUpdateRoundTrip) {
   ASSERT_FALSE(missing.ok());
   EXPECT_EQ(missing.error().code, ErrorCode::kNotFound);
 
-  changed.status = "exploded";
+  changed.progress = 2.0;
   auto bad = store_->update_experiment(changed);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().code, ErrorCode::kInvalidArgument);
@@ -317,6 +325,8 @@ TEST_P(StoreTest, DeleteCascadesToJobsEventsAndBlobs) {
   EXPECT_EQ(must(store_->events_after(kept.id, 0)).size(), 1U);
   EXPECT_EQ(must(store_->list_blobs(kept.id + "/")).size(), 2U);
   EXPECT_EQ(store_->delete_experiment(doomed.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(store_->delete_experiment("../" + kept.id).error().code, ErrorCode::kNotFound);
+  EXPECT_EQ(must(store_->list_blobs(kept.id + "/")).size(), 2U);
   // Jobs of a deleted experiment are gone from the queue too.
   auto claimed = must(store_->claim_job("w", 60000));
   ASSERT_TRUE(claimed.has_value());
@@ -411,7 +421,7 @@ TEST_P(StoreTest, HostileBlobKeysAreRefused) {
     // Nothing appeared next to the store folder either.
     std::set<std::string> entries;
     for (const auto& entry : fs::directory_iterator(folder_)) entries.insert(entry.path().filename().string());
-    EXPECT_EQ(entries, std::set<std::string>{"store"});
+    EXPECT_EQ(entries, std::set<std::string>{fs::path(location_).filename().string()});
   }
   fs::remove_all(scratch);
 }
@@ -771,6 +781,27 @@ TEST_P(StoreTest, MigrationsAreIdempotentOnReopen) {
   EXPECT_EQ(newer.error().code, ErrorCode::kInvalidArgument);
   EXPECT_NE(newer.error().message.find("9999"), std::string::npos) << newer.error().message;
   store_ = nullptr;
+}
+
+// A database left at version 1 by an older edgeopt is brought up to date, its data kept.
+TEST_P(StoreTest, UpgradesAnOlderDatabase) {
+  const auto& migrations = is_postgres() ? detail::postgres_migrations() : detail::sqlite_migrations();
+  const std::string old_db = fresh_location();
+  raw_sql_at(old_db, std::string(migrations[0].sql) +
+                         ";CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, "
+                         "applied_ms BIGINT NOT NULL);"
+                         "INSERT INTO schema_migrations VALUES (1, '0001_init', 0);"
+                         "INSERT INTO experiments (id, owner, name, status, config, model, dataset, results, error, "
+                         "progress, created_ms, updated_ms) VALUES ('old', 'alice', 'from v1', 'completed', '{}', "
+                         "'null', 'null', 'null', '', 1, 1, 1)");
+  auto upgraded = open_store(old_db);
+  ASSERT_TRUE(upgraded.ok()) << upgraded.error().to_string();
+  EXPECT_EQ(must((*upgraded)->schema_version()), migrations.back().version);
+  auto kept = must((*upgraded)->get_experiment("old"));
+  ASSERT_TRUE(kept.has_value());
+  EXPECT_EQ(kept->name, "from v1");
+  must_ok((*upgraded)->enqueue_jobs({job("old", "baseline", 0)}));
+  EXPECT_TRUE(must((*upgraded)->claim_job("w", 60000)).has_value());
 }
 
 TEST_P(StoreTest, UnreachableLocationIsAClearError) {

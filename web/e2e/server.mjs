@@ -1,7 +1,7 @@
 // A real `edgeopt serve` on a free loopback port with a temporary store, serving the built UI
 // (web/dist), and a headless Debian chromium driven by playwright-core.
 import { spawn } from "node:child_process";
-import { mkdtempSync, mkdirSync, rmSync, existsSync } from "node:fs";
+import { mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, dirname, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -19,8 +19,7 @@ export function edgeoptBin() {
 
 export async function startServer() {
   const dir = mkdtempSync(join(tmpdir(), "edgeopt-web-"));
-  mkdirSync(join(dir, "zoo"));
-  const proc = spawn(edgeoptBin(), ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--store", join(dir, "store"), "--web-dir", join(WEB, "dist"), "--zoo-dir", join(dir, "zoo"), "--lease-seconds", "4"], {
+  const proc = spawn(edgeoptBin(), ["serve", "--host", "127.0.0.1", "--port", "0", "--workers", "1", "--store", join(dir, "store"), "--web-dir", join(WEB, "dist"), "--lease-seconds", "4"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let log = "";

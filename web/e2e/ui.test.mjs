@@ -229,22 +229,19 @@ test("a variant's package downloads with real bytes", async () => {
 });
 
 test("a zoo model can be picked instead of an upload", async () => {
-  // The zoo here is the int8 variant this run just made (the trained zoo takes minutes to train):
-  // its .eom from the downloaded package, with a card of the figures the run measured.
-  const { execFileSync } = await import("node:child_process");
-  const zoo = join(server.dir, "zoo");
-  execFileSync("python3", ["-m", "zipfile", "-e", join(ARTIFACTS, "ptq_int8.zip"), join(server.dir, "pkg")]);
-  const meta = JSON.parse(readFileSync(join(server.dir, "pkg", "ptq_int8", "metadata.json"), "utf8"));
-  writeFileSync(join(zoo, "fashion-e2e-int8.eom"), readFileSync(join(server.dir, "pkg", "ptq_int8", "ptq_int8.eom")));
-  writeFileSync(join(zoo, "fashion-e2e-int8.json"), JSON.stringify({ dataset: "fashion-mnist", params: meta.computed?.params, macs: meta.computed?.macs, source: "the e2e run's ptq_int8 variant" }));
+  // The checkout's pretrained zoo (data/zoo/pretrained), as `edgeopt serve` offers it by default.
+  const zoo = await api(server.base, "GET", "/api/zoo");
+  const model = zoo.models.find((m) => m.name === "fashion-mnist-small");
+  assert.ok(model, `the pretrained zoo offers fashion-mnist-small (${zoo.models.map((m) => m.name)})`);
   await page.goto(server.base + "/new");
   await page.getByRole("textbox", { name: "Name" }).fill("zoo pick");
   await page.getByRole("button", { name: "Next" }).click();
-  await page.getByRole("button", { name: /fashion-e2e-int8/ }).click();
+  await page.getByRole("button", { name: /fashion-mnist-small/ }).click();
   await page.getByTestId("model-summary").waitFor();
   assert.equal(await page.getByTestId("model-format").innerText(), "eom");
   await page.getByRole("button", { name: "Next" }).click();
   await page.getByText("the zoo model's dataset").waitFor();
+  await checkA11y("wizard with a zoo model");
   await shoot("12-wizard-zoo");
 });
 

@@ -47,16 +47,29 @@ export function estimatorError(d: Device): string | null {
   if (Array.isArray(e)) e = e.find((x) => (x as { group?: string })?.group === d.id);
   if (!e || typeof e !== "object") return null;
   const x = e as Record<string, unknown>;
+  // One entry per published validation (leave one model / family / source out), or one entry.
+  const named: [string, Record<string, unknown>][] = VALIDATIONS.filter(([k]) => x[k] && typeof x[k] === "object").map(([k, label]) => [label, x[k] as Record<string, unknown>]);
+  if (named.length) return named.map(([label, v]) => `${label}: ${stats(v)}`).join("; ");
+  return stats(x);
+}
+
+const VALIDATIONS: [string, string][] = [
+  ["lomo", "unseen model"],
+  ["lofo", "unseen model family"],
+  ["loso", "unseen source"],
+];
+
+function stats(x: Record<string, unknown>): string {
   const n = (k: string) => (typeof x[k] === "number" ? (x[k] as number) : undefined);
   const median = n("median_abs_error");
-  if (median !== undefined) {
-    const parts = [`median error ${(median * 100).toFixed(0)} %`];
-    if (n("within_25") !== undefined) parts.push(`${(n("within_25")! * 100).toFixed(0)} % within ±25 %`);
-    if (n("rows") !== undefined) parts.push(`on ${n("rows")} published measurements`);
-    return parts.join(", ");
+  if (median === undefined) {
+    return Object.entries(x)
+      .filter(([, v]) => typeof v === "number" || typeof v === "string")
+      .map(([k, v]) => `${k}: ${typeof v === "number" ? Number(v).toPrecision(3) : v}`)
+      .join(", ");
   }
-  return Object.entries(x)
-    .filter(([, v]) => typeof v === "number" || typeof v === "string")
-    .map(([k, v]) => `${k}: ${typeof v === "number" ? Number(v).toPrecision(3) : v}`)
-    .join(", ");
+  const parts = [`median error ${(median * 100).toFixed(0)} %`];
+  if (n("within_25") !== undefined) parts.push(`${(n("within_25")! * 100).toFixed(0)} % within ±25 %`);
+  if (n("rows") !== undefined) parts.push(`on ${n("rows")} published measurements`);
+  return parts.join(", ");
 }

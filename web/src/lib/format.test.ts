@@ -56,5 +56,8 @@ describe("estimator error", () => {
     expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: stats })).toBe("median error 12 %, 76 % within ±25 %, on 17 published measurements");
     expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: [stats] })).toMatch(/^median error 12 %/);
     expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: null })).toBeNull();
+    expect(estimatorError({ id: "jetson_nano", name: "x", estimator_error: { lomo: stats, loso: { ...stats, median_abs_error: 0.387 } } })).toBe(
+      "unseen model: median error 12 %, 76 % within ±25 %, on 17 published measurements; unseen source: median error 39 %, 76 % within ±25 %, on 17 published measurements",
+    );
   });
 });

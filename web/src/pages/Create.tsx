@@ -13,6 +13,11 @@ import { navigate } from "../lib/router";
 const STEPS = ["Name", "Model", "Dataset", "Device", "Goal and limits", "Techniques", "Review"];
 type Summary = ModelUpload["model"] & { card?: unknown; pretrained_model_name?: string };
 
+/** A zoo card names its dataset as a string or as {name, ...}. */
+function datasetOf(d: unknown): string | undefined {
+  return typeof d === "string" ? d : d && typeof d === "object" ? (d as { name?: string }).name : undefined;
+}
+
 function num(s: string): number | undefined {
   if (s.trim() === "") return undefined;
   const v = Number(s);
@@ -131,7 +136,7 @@ export default function CreatePage() {
             setName={setDatasetName}
             dataset={dataset}
             onDataset={setDataset}
-            modelDataset={(model?.card as { dataset?: string } | undefined)?.dataset}
+            modelDataset={datasetOf((model?.card as { dataset?: unknown } | undefined)?.dataset)}
           />
         )}
         {step === 3 && <DeviceStep id={id!} device={device} setDevice={setDevice} model={model} />}
@@ -330,7 +335,7 @@ function DropZone({ accept, label, onFile, busy, progress }: { accept: string; l
 function ModelStep({ id, model, onModel }: { id: string; model: Summary | null; onModel: (m: Summary | null) => void }) {
   const [progress, setProgress] = useState(0);
   const zoo = useQuery({ queryKey: ["zoo"], queryFn: api.zoo });
-  const models = ((zoo.data as { models?: { name: string; dataset?: string; params?: number; accuracy?: number }[] } | undefined)?.models ?? []).filter(Boolean);
+  const models = ((zoo.data as { models?: { name: string; dataset?: unknown; params?: number; accuracy?: number }[] } | undefined)?.models ?? []).filter(Boolean);
   const up = useMutation({
     mutationFn: (f: File) => (setProgress(0), api.uploadModel(id, f, setProgress)),
     onMutate: () => onModel(null),
@@ -350,7 +355,10 @@ function ModelStep({ id, model, onModel }: { id: string; model: Summary | null; 
           {models.map((m) => (
             <li key={m.name}>
               <button type="button" className="btn-secondary" disabled={pick.isPending} onClick={() => pick.mutate(m.name)}>
-                {m.name} {m.dataset && <span className="text-xs opacity-75">({m.dataset}{m.params ? `, ${count(m.params)} params` : ""})</span>}
+                {m.name}{" "}
+                <span className="text-xs opacity-75">
+                  ({[datasetOf(m.dataset), m.params ? `${count(m.params)} params` : "", m.accuracy ? `${(m.accuracy * 100).toFixed(1)} % measured` : ""].filter(Boolean).join(", ")})
+                </span>
               </button>
             </li>
           ))}

@@ -84,6 +84,17 @@ test("empty state invites a first run", async () => {
   await page.goto(server.base + "/");
   await page.getByRole("heading", { name: "No experiments yet" }).waitFor();
   assert.ok(await page.getByRole("link", { name: "Start your first experiment" }).isVisible());
+  // Keyboard: the first Tab reaches "Skip to content", then the navigation; Enter follows a link.
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Skip to content");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), "Experiments");
+  await page.keyboard.press("Tab");
+  await page.keyboard.press("Enter");
+  await page.waitForURL(/\/new$/);
+  await page.goBack();
+  await page.getByRole("heading", { name: "No experiments yet" }).waitFor();
   await checkA11y("empty list");
   await shoot("01-empty");
   await shootDark("01-empty");
@@ -243,6 +254,41 @@ test("a zoo model can be picked instead of an upload", async () => {
   await page.getByText("the zoo model's dataset").waitFor();
   await checkA11y("wizard with a zoo model");
   await shoot("12-wizard-zoo");
+});
+
+test("a dataset ZIP gets the server's validation (classes, images, warnings)", async () => {
+  // Two classes of small PNGs, zipped by Python's zipfile (as a user's folder would be).
+  const { execFileSync } = await import("node:child_process");
+  const zip = join(server.dir, "shapes.zip");
+  execFileSync("python3", ["-c", `
+import struct, sys, zipfile, zlib
+def png(v):
+    raw = b"".join(b"\\x00" + bytes([v]) * 96 for _ in range(32))
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return b"\\x89PNG\\r\\n\\x1a\\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 32, 32, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+with zipfile.ZipFile(sys.argv[1], "w") as z:
+    for c, v in (("circle", 40), ("square", 200)):
+        for i in range(12):
+            z.writestr(f"shapes/{c}/{i}.png", png(v + i))
+`, zip]);
+  await page.goto(server.base + "/new");
+  await page.getByRole("textbox", { name: "Name" }).fill("zip dataset");
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByTestId("file-input").setInputFiles(MODEL);
+  await page.getByTestId("model-summary").waitFor();
+  await page.getByRole("button", { name: "Next" }).click();
+  await page.getByLabel(/My own images/).check();
+  await page.getByTestId("file-input").setInputFiles(zip);
+  const summary = page.getByTestId("dataset-summary");
+  await summary.waitFor();
+  const text = await summary.innerText();
+  assert.match(text, /2 classes/);
+  assert.match(text, /circle/);
+  assert.match(text, /square/);
+  await checkA11y("wizard with a dataset ZIP");
+  await shoot("13-wizard-dataset-zip");
+  const id = (await api(server.base, "GET", "/api/experiments?q=zip%20dataset")).items[0].id;
+  await api(server.base, "DELETE", `/api/experiments/${id}`);
 });
 
 test("the results page of a finished run is interactive quickly (measured)", async () => {

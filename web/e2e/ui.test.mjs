@@ -59,6 +59,9 @@ async function shoot(name) {
   for (const [size, vp] of Object.entries(SIZES)) {
     await page.setViewportSize(vp);
     await page.screenshot({ path: join(ARTIFACTS, `${name}-${size}.png`), fullPage: true });
+    // Usable on a phone: nothing makes the page scroll sideways (wide tables scroll in their box).
+    const wide = await page.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(wide <= vp.width + 1, `${name} is ${wide} px wide on a ${vp.width} px ${size} screen`);
   }
   await page.setViewportSize(SIZES.laptop);
 }

@@ -17,7 +17,7 @@ export const TradeoffChart = memo(function TradeoffChart(props: {
   const withErr = props.points.map((p) => ({ ...p, err: p.low !== undefined && p.high !== undefined ? [p.cost - p.low, p.high - p.cost] : undefined }));
   const desc = `${props.title}: ${props.points.map((p) => `${techniqueName(p.id)} ${trim(p.accuracy)} % at ${trim(p.cost)}`).join("; ")}. Pareto front: ${front.map((p) => p.id).join(", ")}.`;
   return (
-    <figure className="card" data-testid="chart">
+    <figure className="card overflow-hidden" data-testid="chart">
       <figcaption className="mb-2 text-sm font-semibold">
         {props.title} {props.estimate && <span className="est">x axis: estimates</span>}
       </figcaption>

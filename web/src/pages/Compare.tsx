@@ -35,7 +35,7 @@ export default function ComparePage() {
       </fieldset>
       {ids.length < 2 && <Empty>Pick two or more experiments to see them side by side (for example the same model on two devices).</Empty>}
       {ids.length > 0 && (
-        <div className="overflow-x-auto" role="region" aria-label="Comparison (scrolls sideways)" tabIndex={0}>
+        <div className="relative overflow-x-auto" role="region" aria-label="Comparison (scrolls sideways)" tabIndex={0}>
           <table className="w-full min-w-[40rem]" data-testid="compare-table">
             <thead>
               <tr>

@@ -184,7 +184,7 @@ function ProgressView({ state, exp, connection }: { state: ProgressState; exp: E
           Stage: {stage(state) || "waiting for the first event"}
         </p>
       </div>
-      <div className="overflow-x-auto">
+      <div className="relative overflow-x-auto">
         <table className="w-full min-w-[36rem]">
           <caption className="sr-only">Each technique's progress and, when finished, its measured metrics</caption>
           <thead>
@@ -462,7 +462,7 @@ const VariantTable = memo(function VariantTable({ results, device, deviceName, r
         Accuracy, sizes, params, MACs and host latency are measured on this server
         {results.results[0]?.test_samples ? ` (${results.results[0].test_samples} test images)` : ""}; columns marked <Est /> are estimates for {deviceName}.
       </p>
-      <div className="overflow-x-auto" tabIndex={0} role="region" aria-label="Variant table (scrolls sideways)">
+      <div className="relative overflow-x-auto" tabIndex={0} role="region" aria-label="Variant table (scrolls sideways)">
         <table className="w-full min-w-[64rem]" data-testid="variant-table">
           <thead>
             <tr>
@@ -607,7 +607,7 @@ const DeviceComparison = memo(function DeviceComparison({ rows, initial }: { row
           </select>
         </div>
       </div>
-      <div className="overflow-x-auto">
+      <div className="relative overflow-x-auto">
         <table className="w-full min-w-[40rem]" data-testid="device-comparison">
           <thead>
             <tr>

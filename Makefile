@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
+.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
 
 all: build
 
@@ -19,8 +19,22 @@ pydeps: deps
 $(BUILD)/build.ninja: CMakeLists.txt
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
 
-build: deps $(BUILD)/build.ninja
+build: deps $(BUILD)/build.ninja web
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The web UI (web/): `npm ci` from the committed lock file, then a Vite build into web/dist, which
+# `edgeopt serve` serves at /. Both steps run only when their inputs changed.
+WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	@node -e 'const [a,b]=process.versions.node.split(".").map(Number); if (a<20||(a==20&&b<19)) { console.error("the web UI needs Node.js >= 20.19 (Vite 8); this is "+process.version); process.exit(1) }'
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run build
+
+web: deps web/dist/index.html
 
 # Large torchvision models (random weights) are made at test time with their goldens from PyTorch
 # and ONNX Runtime; the small fixtures and goldens are committed under tests/data.
@@ -37,6 +51,7 @@ WITH_PG := scripts/pg-test-cluster.sh run $(PG_TEST_DIR) --
 
 test: build pydeps models
 	$(WITH_PG) $(MAKE) --no-print-directory test-unit test-interop
+	$(MAKE) test-web
 	$(MAKE) fuzz
 
 test-unit: build
@@ -50,6 +65,13 @@ test-interop: build pydeps
 	mkdir -p $(EXPORTS_DIR) && EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) $(BUILD)/edgeopt_core_tests --gtest_filter='OnnxExport*' > /dev/null
 	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) \
 	  $(WITH_PG) $(PYTHON) -m pytest -q tests/interop
+
+# The UI: API types still match data/api/openapi.json, unit tests (vitest), then end-to-end tests in
+# headless Debian chromium against a real `edgeopt serve` (screenshots in web/e2e-artifacts).
+test-web: build
+	cd web && npm run check-types
+	cd web && npx vitest run
+	cd web && EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt node --test --test-concurrency=1 e2e/
 
 # Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
 fuzz: deps

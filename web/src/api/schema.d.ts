@@ -1283,6 +1283,11 @@ export interface operations {
                     pretrained_model_name?: string;
                     framework?: string;
                 };
+                "application/x-www-form-urlencoded": {
+                    /** @enum {string} */
+                    model_source?: "pretrained";
+                    pretrained_model_name?: string;
+                };
             };
         };
         responses: {

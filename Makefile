@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques format clean
+.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
 
 all: build
 
@@ -19,8 +19,31 @@ pydeps: deps
 $(BUILD)/build.ninja: CMakeLists.txt
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
 
-build: deps $(BUILD)/build.ninja
+build: deps $(BUILD)/build.ninja web
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The web UI (web/): `npm ci` from the committed lock file, then a Vite build into web/dist, which
+# `edgeopt serve` serves at /. Both steps run only when their inputs changed.
+WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+
+# Vite 8 needs Node.js >= 20.19; Debian 12's own nodejs is 18. Without a new enough Node the UI is
+# not built (said loudly) and everything else still builds and runs: `edgeopt serve` then answers
+# / with a page pointing at the API docs.
+NODE_OK := $(shell node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.stdout.write(a>20||(a==20&&b>=19)?"yes":"no")' 2>/dev/null)
+
+web/node_modules/.package-lock.json: web/package-lock.json
+	cd web && npm ci --no-audit --no-fund
+	@touch $@
+
+web/dist/index.html: web/node_modules/.package-lock.json $(WEB_SRC)
+	cd web && npm run build
+
+ifeq ($(NODE_OK),yes)
+web: deps web/dist/index.html
+else
+web: deps
+	@echo "WARNING: the web UI is not built: it needs Node.js >= 20.19 (this machine: $$(node --version 2>/dev/null || echo none)). The API, CLI and tests of everything else are unaffected."
+endif
 
 # Large torchvision models (random weights) are made at test time with their goldens from PyTorch
 # and ONNX Runtime; the small fixtures and goldens are committed under tests/data.
@@ -29,13 +52,19 @@ MODELS_DIR := $(abspath $(BUILD))/models
 models: pydeps
 	@test -f $(MODELS_DIR)/golden/.done || ($(PYTHON) tools/fixtures/make_torch_models.py --out $(MODELS_DIR) && touch $(MODELS_DIR)/golden/.done)
 
+# The store's tests (and the server's black-box tests) also run against a real PostgreSQL: a
+# throw-away cluster in $(PG_TEST_DIR), started for the run and always stopped, its URL in
+# EDGEOPT_TEST_POSTGRES_URL (set it yourself to use another server instead).
+PG_TEST_DIR ?= $(abspath $(BUILD))/pg-test
+WITH_PG := scripts/pg-test-cluster.sh run $(PG_TEST_DIR) --
+
 test: build pydeps models
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
-	$(MAKE) test-interop
+	$(WITH_PG) $(MAKE) --no-print-directory test-unit test-interop
+	$(MAKE) test-web
 	$(MAKE) fuzz
 
 test-unit: build
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
+	$(WITH_PG) sh -c 'cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure'
 
 # Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
 # The ONNX exporter's C++ tests leave their exports (with reference outputs) for ONNX Runtime to check.
@@ -44,7 +73,19 @@ EXPORTS_DIR := $(abspath $(BUILD))/onnx-exports
 test-interop: build pydeps
 	mkdir -p $(EXPORTS_DIR) && EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) $(BUILD)/edgeopt_core_tests --gtest_filter='OnnxExport*' > /dev/null
 	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) \
-	  $(PYTHON) -m pytest -q tests/interop
+	  $(WITH_PG) $(PYTHON) -m pytest -q tests/interop
+
+# The UI: API types still match data/api/openapi.json, unit tests (vitest), then end-to-end tests in
+# headless Debian chromium against a real `edgeopt serve` (screenshots in web/e2e-artifacts).
+ifeq ($(NODE_OK),yes)
+test-web: build
+	cd web && npm run check-types
+	cd web && npx vitest run
+	cd web && EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt node --test --test-concurrency=1 e2e/
+else
+test-web: build
+	@echo "WARNING: web tests NOT run: the web UI needs Node.js >= 20.19 (this machine: $$(node --version 2>/dev/null || echo none))."
+endif
 
 # Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
 fuzz: deps
@@ -52,16 +93,32 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# The platform on 127.0.0.1:8000 with SQLite under ./edgeopt-store (Ctrl-C stops it).
 run: build
+	$(BUILD)/edgeopt serve --host 127.0.0.1 --port 8000 --store edgeopt-store
+
+# The CLI on the shared fixtures, offline (what `make run` showed before the server existed).
+demo: build
 	scripts/demo.sh $(BUILD)/edgeopt
 
 bench: build pydeps
 	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
 
+# The service's goals: idle RSS, API read latency under load during a run, 500 SSE clients.
+bench-server: build pydeps
+	$(PYTHON) bench/bench_server.py --bin $(BUILD)/edgeopt
+
 # The seven techniques on the small/medium/large Fashion-MNIST zoo models against the issue's bars
 # (trains missing zoo models first: ~10 min each).
 bench-techniques: build pydeps
 	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
+
+# The store's job queue: jobs/s and claim latency with 1..16 concurrent claimers, on a throw-away
+# PostgreSQL cluster and on SQLite.
+bench-store: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target edgeopt_bench_store
+	$(WITH_PG) sh -c '$(BUILD)/edgeopt_bench_store --database "$$EDGEOPT_TEST_POSTGRES_URL"'
+	$(BUILD)/edgeopt_bench_store --claimers 1,2,4,8
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')

@@ -269,6 +269,15 @@ class MappedFile {
   bool ok_ = false;
 };
 
+// Removes a temporary file or folder (with what is in it) when the scope ends.
+struct RemoveOnExit {
+  std::string path;
+  ~RemoveOnExit() {
+    std::error_code ec;
+    if (!path.empty()) fs::remove_all(path, ec);
+  }
+};
+
 // A file name a client sent, reduced to something safe to keep: its last path component, only
 // letters, digits and ".-_", at most 100 characters.
 std::string safe_filename(const std::string& name, const std::string& fallback) {
@@ -306,6 +315,14 @@ struct Api::Impl {
     std::stringstream ss;
     ss << docs.rdbuf();
     docs_html = ss.str();
+  }
+
+  // DIR/api-PID-N/name in a new folder of its own (RemoveOnExit on the folder cleans up).
+  std::string private_temp_file(const std::string& name) {
+    const fs::path dir = temp_path("");
+    std::error_code ec;
+    fs::create_directory(dir, ec);
+    return (dir / name).string();
   }
 
   std::string temp_path(const std::string& suffix) {
@@ -635,6 +652,8 @@ struct Api::Impl {
       return error_response(415, "unsupported_media_type", "uploads must be multipart/form-data, not '" + type + "'",
                             "e.g. curl -F file=@model.onnx URL, or requests.post(url, files={'file': f})");
     }
+    // Whatever this writes is removed again unless the upload is returned whole.
+    RemoveOnExit on_error;
     MappedFile body(req.body_file);
     if (!body.ok()) return error_response(400, "bad_request", "the upload body cannot be read");
     auto parts = parse_multipart(body.view(), *boundary);
@@ -643,18 +662,17 @@ struct Api::Impl {
       if (part.name == "file") {
         if (!up.file_path.empty()) return error_response(400, "bad_request", "more than one 'file' part", "send one file per request");
         up.filename = safe_filename(part.filename, "upload.bin");
-        up.file_path = temp_path("-" + up.filename);
+        // Each upload in a folder of its own: an importer may read the model's folder (ONNX external
+        // data), and must never see another upload there.
+        up.file_path = private_temp_file(up.filename);
+        on_error.path = fs::path(up.file_path).parent_path().string();
         std::ofstream out(up.file_path, std::ios::binary | std::ios::trunc);
         out.write(part.data.data(), static_cast<std::streamsize>(part.data.size()));
         out.close();
         if (!out) {
-          std::error_code ec;
-          fs::remove(up.file_path, ec);
           return error_response(507, "storage_unavailable", "the server cannot store the upload (disk full?)");
         }
         if (part.data.empty()) {
-          std::error_code ec;
-          fs::remove(up.file_path, ec);
           return error_response(400, "empty_file", "the uploaded file '" + up.filename + "' is empty", "check the path you sent");
         }
       } else if (part.filename.empty()) {
@@ -665,6 +683,7 @@ struct Api::Impl {
     if (file_required && up.file_path.empty()) {
       return error_response(400, "missing_file", "the upload has no 'file' part", "send the file in a multipart field named 'file'");
     }
+    on_error.path.clear();
     return up;
   }
 
@@ -674,13 +693,7 @@ struct Api::Impl {
     auto up = read_upload(req, false);
     if (std::holds_alternative<HttpResponse>(up)) return std::get<HttpResponse>(up);
     Upload& u = std::get<Upload>(up);
-    struct Cleanup {
-      std::string path;
-      ~Cleanup() {
-        std::error_code ec;
-        if (!path.empty()) fs::remove(path, ec);
-      }
-    } cleanup{u.file_path};
+    const RemoveOnExit cleanup{u.file_path.empty() ? std::string() : fs::path(u.file_path).parent_path().string()};
     const std::string source = u.fields.count("model_source") ? u.fields["model_source"] : "custom";
     if (source != "custom" && source != "pretrained") {
       return error_response(422, "invalid_argument", "model_source must be 'custom' or 'pretrained', not '" + source + "'");
@@ -708,13 +721,7 @@ struct Api::Impl {
     auto up = read_upload(req, true);
     if (std::holds_alternative<HttpResponse>(up)) return std::get<HttpResponse>(up);
     Upload& u = std::get<Upload>(up);
-    struct Cleanup {
-      std::string path;
-      ~Cleanup() {
-        std::error_code ec;
-        if (!path.empty()) fs::remove(path, ec);
-      }
-    } cleanup{u.file_path};
+    const RemoveOnExit cleanup{u.file_path.empty() ? std::string() : fs::path(u.file_path).parent_path().string()};
     const store::Experiment& exp = std::get<store::Experiment>(e);
     if (exp.status != "created") {
       return error_response(409, "conflict", "experiment '" + id + "' is " + exp.status + "; its dataset can no longer change", "create a new experiment");
@@ -1083,14 +1090,8 @@ struct Api::Impl {
     std::string key = technique == "fp32" && exp.results.is_null() ? exp.model.value("blob", "") : id + "/artifacts/" + technique + ".eom";
     if (technique == "fp32" && !exp.results.is_null()) key = id + "/artifacts/fp32.eom";
     if (key.empty()) return error_response(409, "not_ready", "experiment '" + id + "' has no model yet");
-    const std::string path = temp_path("-" + fs::path(key).filename().string());
-    struct Cleanup {
-      std::string path;
-      ~Cleanup() {
-        std::error_code ec;
-        fs::remove(path, ec);
-      }
-    } cleanup{path};
+    const std::string path = private_temp_file(fs::path(key).filename().string());
+    const RemoveOnExit cleanup{fs::path(path).parent_path().string()};
     if (Status s = store.get_blob_to_file(key, path); !s) return from_error(s.error());
     auto model = pipeline_load(path);
     if (!model) return from_error(model.error());

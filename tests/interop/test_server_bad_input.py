@@ -94,6 +94,10 @@ def test_upload_errors(srv, exp, tmp_path):
     # Nothing was lost: the experiment is unchanged and a good upload still works.
     assert srv.get(f"/api/experiments/{exp['id']}").json()["model"] is None
     assert upload_model(srv, exp["id"]).status_code == 200
+    # And nothing was left behind: every upload's private folder is gone.
+    scratch = os.path.join(srv.store, "scratch")
+    assert [p for p in os.listdir(scratch) if p.startswith("api-")] == []
+    assert os.listdir(os.path.join(scratch, "uploads")) == []
 
 
 def hostile_zip(kind):

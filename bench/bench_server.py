@@ -98,13 +98,14 @@ def main():
     ap.add_argument("--clients", type=int, default=500)
     ap.add_argument("--rate", type=float, default=200)
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--workers", type=int, default=2, help="in-process workers of serve (2 = both cores busy with the run)")
     args = ap.parse_args()
     store = tempfile.mkdtemp(prefix="edgeopt-bench-")
-    proc = subprocess.Popen([args.bin, "serve", "--port", "0", "--store", store, "--workers", "2"], stdout=subprocess.PIPE,
+    proc = subprocess.Popen([args.bin, "serve", "--port", "0", "--store", store, "--workers", str(args.workers)], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True)
     port = int(re.search(r":(\d+) ", proc.stdout.readline()).group(1))
     base = f"http://127.0.0.1:{port}"
-    rows = []
+    rows = [("serve's in-process workers during the run", str(args.workers), "-")]
     try:
         time.sleep(2)
         requests.get(base + "/health", timeout=10)

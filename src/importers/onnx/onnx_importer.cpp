@@ -946,6 +946,14 @@ class Importer {
       fail(ErrorCode::kUnsupportedOp, "value '" + v.name + "' is quantized twice with different parameters (at " + describe(n) + ")",
            "quantize each tensor once; EdgeOpt keeps one set of int8 parameters per value");
     }
+    const bool is_input = std::find(graph_.inputs.begin(), graph_.inputs.end(), in[0].id) != graph_.inputs.end();
+    if (act.zero_points[0] == 0 && !is_input && !v.quant && !detail::non_negative(graph_, in[0].id)) {
+      // The grid starts at zero, so the pair clamps negatives like a ReLU: make it explicit.
+      const int relu = emit(ir::OpKind::kRelu, n, {in[0].id}, {}, "", "/relu");
+      graph_.value(relu).quant = act;
+      bind(n.output(0), Entry{relu, nullptr});
+      return;
+    }
     v.quant = act;
     bind(n.output(0), Entry{in[0].id, nullptr});
   }

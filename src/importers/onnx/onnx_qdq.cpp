@@ -119,6 +119,37 @@ ir::QuantParams activation_quant(const onnx::NodeProto& node, const QdqParams& q
   return p;
 }
 
+bool non_negative(const ir::Graph& graph, int id) {
+  for (int depth = 0; depth < 64; ++depth) {
+    const ir::Value& v = graph.value(id);
+    if (v.quant && v.quant->zero_points.size() == 1 && v.quant->zero_points[0] == 0) return true;
+    const ir::Node* producer = nullptr;
+    for (const ir::Node& n : graph.nodes) {
+      if (n.outputs[0] == id) producer = &n;
+    }
+    if (!producer || producer->inputs.empty()) return false;
+    switch (producer->op) {
+      case ir::OpKind::kRelu:
+      case ir::OpKind::kSigmoid:
+      case ir::OpKind::kHardSigmoid:
+      case ir::OpKind::kSoftmax: return true;
+      case ir::OpKind::kClip: return producer->attrs.min >= 0;
+      case ir::OpKind::kMaxPool:
+      case ir::OpKind::kAvgPool:
+      case ir::OpKind::kGlobalAvgPool:
+      case ir::OpKind::kFlatten:
+      case ir::OpKind::kReshape:
+      case ir::OpKind::kSqueeze:
+      case ir::OpKind::kUnsqueeze:
+      case ir::OpKind::kTranspose:
+      case ir::OpKind::kIdentity: id = producer->inputs[0]; break;
+      default: return false;
+    }
+    if (id < 0) return false;
+  }
+  return false;
+}
+
 ir::QuantParams transposed_quant(const ir::QuantParams& q) {
   ir::QuantParams t = q;
   if (q.axis == 0) t.axis = 1;

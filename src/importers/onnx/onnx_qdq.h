@@ -42,6 +42,12 @@ ir::QuantParams constant_quant(const QdqParams& q);
 // grid of 256 values). Per-channel activations are refused.
 ir::QuantParams activation_quant(const onnx::NodeProto& node, const QdqParams& q);
 
+// Whether value `id` is never negative: a ReLU-like op's output, possibly through pooling and
+// reshapes, or a value whose uint8 grid starts at zero. A Q/DQ pair whose grid starts at zero on a
+// value that can be negative clamps like a ReLU (ONNX Runtime's quantizer removes such ReLUs);
+// the importer then makes the ReLU explicit.
+bool non_negative(const ir::Graph& graph, int id);
+
 // The parameters of a 2-D constant's transpose (per-channel axis 1 becomes axis 0).
 ir::QuantParams transposed_quant(const ir::QuantParams& q);
 // Conv/Gemm weights quantized per tensor get one (equal) scale per output channel, the form

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques bench-runtimes format clean
 
 all: build
 
@@ -62,6 +62,10 @@ bench: build pydeps
 # (trains missing zoo models first: ~10 min each).
 bench-techniques: build pydeps
 	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
+
+# LiteRT latency of each exported TFLite file vs the FP32 one, next to EdgeOpt's own figure.
+bench-runtimes: build pydeps
+	$(PYTHON) bench/bench_runtimes.py --bin $(BUILD)/edgeopt
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')

@@ -12,6 +12,7 @@
 #include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
 #include "cli/optimize_command.h"
+#include "cli/package_command.h"
 #include "cli/zoo_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
@@ -267,6 +268,8 @@ int main(int argc, char** argv) {
   edgeopt::cli::add_optimize_command(app, callback_exit);
   edgeopt::cli::add_benchmark_command(app, callback_exit);
   edgeopt::cli::add_techniques_command(app, callback_exit);
+  edgeopt::cli::add_package_command(app, callback_exit);
+  edgeopt::cli::add_export_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

@@ -4,9 +4,11 @@ Only the standard library and NumPy: PNG (8-bit, any colour type, non-interlaced
 JPEG and others need Pillow (`pip install pillow`). The preprocessing is the one EdgeOpt measured
 the model with, read from metadata.json.
 """
+import argparse
 import json
 import os
 import struct
+import time
 import zlib
 
 import numpy as np
@@ -131,6 +133,7 @@ class Runner:
 
     def __init__(self, path, runtime, threads=None):
         self.path = path
+        self.output_range = None  # (low, high) for an int8 output; outputs saturate there
         self.kind = "tflite" if path.endswith(".tflite") else "onnx"
         if self.kind == "tflite":
             try:
@@ -146,6 +149,10 @@ class Runner:
             self.interpreter.allocate_tensors()
             self.input = self.interpreter.get_input_details()[0]
             self.output = self.interpreter.get_output_details()[0]
+            scale, zero = self.output["quantization"]
+            if self.output["dtype"] in (np.int8, np.uint8):  # what an int8 output can represent
+                info = np.iinfo(self.output["dtype"])
+                self.output_range = ((info.min - zero) * scale, (info.max - zero) * scale)
         else:
             try:
                 import onnxruntime as ort
@@ -174,3 +181,32 @@ class Runner:
         if self.output["dtype"] in (np.int8, np.uint8):
             y = (y.astype(np.float32) - zero) * scale
         return y.astype(np.float32)
+
+
+def latency(runner, x, layout, runs):
+    """p50/p95 in ms at batch 1, after a warm-up."""
+    for _ in range(max(5, runs // 10)):
+        runner.run(x, layout)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        runner.run(x, layout)
+        times.append(1000 * (time.perf_counter() - t))
+    return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)), "runs": runs, "batch": 1}
+
+
+def classify_main(extension, doc):
+    """The examples' command line: classify an image file with the packaged `extension` model."""
+    meta = metadata()
+    models = [m["path"] for m in meta["models"] if m["path"].endswith(extension)]
+    parser = argparse.ArgumentParser(description=doc.strip().splitlines()[0])
+    parser.add_argument("image")
+    parser.add_argument("--model", default=models[0] if models else None, help="one of: " + ", ".join(models))
+    args = parser.parse_args()
+    runner = Runner(os.path.join(HERE, args.model), None)
+    x = preprocess(load_image(args.image), meta)
+    scores = runner.run(x, meta["preprocessing"]["input"]["layout"])[0]
+    names = meta.get("class_names") or []
+    for k in np.argsort(-scores)[:5]:
+        label = names[k] if k < len(names) else str(k)
+        print(f"{label}\t{scores[k]:.4f}")

@@ -14,7 +14,6 @@ A missing runtime is reported per file, never as a failure of the run.
 import json
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -32,17 +31,6 @@ def score(runner, x, labels, layout):
         for k in range(len(x)):
             correct += int(runner.run(x[k:k + 1], layout).argmax() == labels[k])
     return correct / len(x)
-
-
-def latency(runner, x, layout, runs):
-    for _ in range(max(5, runs // 10)):
-        runner.run(x, layout)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        runner.run(x, layout)
-        times.append(1000 * (time.perf_counter() - t))
-    return {"p50": float(np.percentile(times, 50)), "p95": float(np.percentile(times, 95)), "runs": runs, "batch": 1}
 
 
 def main(job_path, out_path):
@@ -67,7 +55,7 @@ def main(job_path, out_path):
             entry["runtime"] = runner.runtime_name
             entry["accuracy"] = score(runner, x, labels, job["layout"])
             entry["samples"] = int(len(x))
-            entry["latency_ms"] = latency(runner, x[:1], job["layout"], int(job.get("latency_runs", 100)))
+            entry["latency_ms"] = edgeopt_image.latency(runner, x[:1], job["layout"], int(job.get("latency_runs", 100)))
             entry["latency_ms"]["threads"] = 1
         except Exception as e:
             entry = {"id": model["id"], "status": f"not measured: the runtime failed on the file: {e}"}

@@ -308,7 +308,7 @@ class Writer {
 
   int add_output(int id) {
     const int t = get(id, Form::kSame);
-    if (!int8_ || o_.int8_io) return t;
+    if (!int8_ || o_.int8_io || float_outputs_.count(id)) return t;
     const ir::Value& v = g_.value(id);
     const int f = tensor(v.name + "_float", physical(concrete(v.shape), Form::kSame), tfl::TensorType_FLOAT32);
     op(tfl::BuiltinOperator_DEQUANTIZE, {t}, {f});
@@ -664,6 +664,21 @@ class Writer {
       case OpKind::kSoftmax:
       case OpKind::kLogSoftmax: {
         const ir::Value& x = g_.value(n.inputs[0]);
+        const bool is_output = std::find(g_.outputs.begin(), g_.outputs.end(), n.outputs[0]) != g_.outputs.end();
+        if (int8_ && !o_.int8_io && is_output && n.op == OpKind::kLogSoftmax && x.shape.size() == 2) {
+          // TFLite's int8 log-softmax has a fixed range that floors at -16; with float output the
+          // last op runs in float on the dequantized logits (the Edge TPU maps no LogSoftmax anyway).
+          const int in = get(n.inputs[0], Form::kSame);
+          const std::vector<std::int32_t> shape = concrete(x.shape);
+          const int logits = tensor(x.name + "_float", shape, tfl::TensorType_FLOAT32);
+          op(tfl::BuiltinOperator_DEQUANTIZE, {in}, {logits});
+          const int out = tensor(g_.value(n.outputs[0]).name, shape, tfl::TensorType_FLOAT32);
+          op(tfl::BuiltinOperator_LOG_SOFTMAX, {logits}, {out}, tfl::BuiltinOptions_LogSoftmaxOptions, tfl::CreateLogSoftmaxOptions(fb_).Union());
+          forms_[{n.outputs[0], Form::kSame}] = out;
+          float_outputs_.insert(n.outputs[0]);
+          notes_.push_back("the final LogSoftmax runs in float on the dequantized logits (TFLite's int8 log-softmax floors at -16)");
+          return;
+        }
         const Form form = form_of(n.inputs[0]);
         const auto last = static_cast<std::int64_t>(x.shape.size()) - 1;
         const std::int64_t physical_axis = form == Form::kNhwc ? std::find(kToNhwc.begin(), kToNhwc.end(), a.axis) - kToNhwc.begin() : a.axis;
@@ -791,6 +806,7 @@ class Writer {
   std::vector<std::optional<Quant>> quant_;
   std::vector<int> consumers_;
   std::set<std::size_t> skipped_;  // nodes fused into the one before
+  std::set<int> float_outputs_;    // graph outputs a full-integer file computes in float
   std::vector<std::string> notes_;
   int transposes_to_nchw_ = 0;
 };

@@ -358,6 +358,7 @@ json measure_in_runtimes(const std::vector<Measured*>& all, const data::Dataset&
     return json{{"status", "not measured: " + why}};
   };
   if (jobs.empty()) return json{{"status", "no exported files"}};
+  if (options.cancel && options.cancel->load()) return not_measured("the run was cancelled");
   const std::string python = find_python(data_dir);
   const fs::path script = fs::path(data_dir) / "deploy" / "runtime_eval.py";
   std::error_code ec;

@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build models test test-unit test-interop fuzz run bench bench-techniques bench-runtimes format clean
+.PHONY: all deps pydeps build models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-runtimes bench-store format clean
 
 all: build
 
@@ -29,13 +29,18 @@ MODELS_DIR := $(abspath $(BUILD))/models
 models: pydeps
 	@test -f $(MODELS_DIR)/golden/.done || ($(PYTHON) tools/fixtures/make_torch_models.py --out $(MODELS_DIR) && touch $(MODELS_DIR)/golden/.done)
 
+# The store's tests (and the server's black-box tests) also run against a real PostgreSQL: a
+# throw-away cluster in $(PG_TEST_DIR), started for the run and always stopped, its URL in
+# EDGEOPT_TEST_POSTGRES_URL (set it yourself to use another server instead).
+PG_TEST_DIR ?= $(abspath $(BUILD))/pg-test
+WITH_PG := scripts/pg-test-cluster.sh run $(PG_TEST_DIR) --
+
 test: build pydeps models
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
-	$(MAKE) test-interop
+	$(WITH_PG) $(MAKE) --no-print-directory test-unit test-interop
 	$(MAKE) fuzz
 
 test-unit: build
-	cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure
+	$(WITH_PG) sh -c 'cd $(BUILD) && EDGEOPT_GOLDEN_DIR=$(MODELS_DIR)/golden ctest --output-on-failure'
 
 # Real runtimes as the oracle: ONNX Runtime and PyTorch outputs vs ours, on models made here.
 # The ONNX exporter's C++ tests leave their exports (with reference outputs) for ONNX Runtime to check.
@@ -44,7 +49,7 @@ EXPORTS_DIR := $(abspath $(BUILD))/onnx-exports
 test-interop: build pydeps
 	mkdir -p $(EXPORTS_DIR) && EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) $(BUILD)/edgeopt_core_tests --gtest_filter='OnnxExport*' > /dev/null
 	EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt EDGEOPT_BUILD=$(abspath $(BUILD)) EDGEOPT_EXPORT_DIR=$(EXPORTS_DIR) \
-	  $(PYTHON) -m pytest -q tests/interop
+	  $(WITH_PG) $(PYTHON) -m pytest -q tests/interop
 
 # Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
 fuzz: deps
@@ -52,11 +57,20 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS)
 	scripts/run-fuzzers.sh $(FUZZ_BUILD) $(FUZZ_SECONDS)
 
+# The platform on 127.0.0.1:8000 with SQLite under ./edgeopt-store (Ctrl-C stops it).
 run: build
+	$(BUILD)/edgeopt serve --host 127.0.0.1 --port 8000 --store edgeopt-store
+
+# The CLI on the shared fixtures, offline (what `make run` showed before the server existed).
+demo: build
 	scripts/demo.sh $(BUILD)/edgeopt
 
 bench: build pydeps
 	$(PYTHON) bench/bench_foundation.py --bin $(BUILD)/edgeopt
+
+# The service's goals: idle RSS, API read latency under load during a run, 500 SSE clients.
+bench-server: build pydeps
+	$(PYTHON) bench/bench_server.py --bin $(BUILD)/edgeopt
 
 # The seven techniques on the small/medium/large Fashion-MNIST zoo models against the issue's bars
 # (trains missing zoo models first: ~10 min each).
@@ -66,6 +80,13 @@ bench-techniques: build pydeps
 # LiteRT latency of each exported TFLite file vs the FP32 one, next to EdgeOpt's own figure.
 bench-runtimes: build pydeps
 	$(PYTHON) bench/bench_runtimes.py --bin $(BUILD)/edgeopt
+
+# The store's job queue: jobs/s and claim latency with 1..16 concurrent claimers, on a throw-away
+# PostgreSQL cluster and on SQLite.
+bench-store: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j $(JOBS) --target edgeopt_bench_store
+	$(WITH_PG) sh -c '$(BUILD)/edgeopt_bench_store --database "$$EDGEOPT_TEST_POSTGRES_URL"'
+	$(BUILD)/edgeopt_bench_store --claimers 1,2,4,8
 
 format:
 	clang-format -i $$(git ls-files 'src/*.cpp' 'src/*.h' 'tests/*.cpp')

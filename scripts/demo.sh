@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# `make run` until the server exists: the CLI on the real fixtures and datasets, offline.
+# `make demo`: the CLI on the real fixtures and datasets, offline.
 set -uo pipefail
 BIN=${1:-build/edgeopt}
 SHARED=$(cd "$(dirname "$0")/.." && pwd)/../shared
@@ -21,4 +21,4 @@ if [ ! -d "$SHARED/fixtures/models" ]; then
   say "$BIN" --help
 fi
 echo
-echo "The web server is not built yet; see README.md for the CLI."
+echo "The platform itself: make run (http://127.0.0.1:8000)."

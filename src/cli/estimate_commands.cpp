@@ -1,5 +1,6 @@
 #include "cli/estimate_commands.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
@@ -100,6 +101,9 @@ int run_estimate(const EstimateArgs& a) {
     return fail_with(
         Error{ErrorCode::kNotFound, "unknown device '" + a.device + "'", "valid devices: " + res->catalog.id_list()},
         a.json);
+  }
+  if (!std::isfinite(a.cpu_mhz) || a.cpu_mhz < 0) {
+    return fail_with(Error{ErrorCode::kInvalidArgument, "--cpu-mhz must be a clock in MHz (1 to 10000)", "e.g. --cpu-mhz 1800"}, a.json);
   }
   edgeopt::pipeline::LoadModelOptions load_options;
   load_options.input_shape = a.input_shape;

@@ -12,6 +12,7 @@
 #include "cli/cli_common.h"
 #include "cli/estimate_commands.h"
 #include "cli/optimize_command.h"
+#include "cli/serve_commands.h"
 #include "cli/package_command.h"
 #include "cli/zoo_commands.h"
 #include "common/npy.h"
@@ -36,38 +37,6 @@ std::vector<std::int64_t> parse_shape(const std::string& text) {
   std::string item;
   while (std::getline(s, item, ',')) shape.push_back(std::stoll(item));
   return shape;
-}
-
-json shape_json(const edgeopt::ir::Shape& shape) {
-  json out = json::array();
-  for (auto d : shape) out.push_back(d);
-  return out;
-}
-
-json inspect_json(const edgeopt::ImportedModel& model, const std::string& path) {
-  const auto& g = model.graph;
-  json layers = json::array();
-  std::int64_t macs = 0;
-  for (const auto& n : g.nodes) {
-    const auto cost = edgeopt::ir::node_cost(g, n);
-    macs += cost.macs;
-    layers.push_back({{"name", n.name}, {"op", std::string(edgeopt::ir::op_name(n.op))}, {"source_op", n.source_op},
-                      {"params", cost.params}, {"macs", cost.macs}, {"output_shape", shape_json(g.value(n.outputs[0]).shape)}});
-  }
-  auto io = [&](const std::vector<int>& ids) {
-    json list = json::array();
-    for (int id : ids) {
-      const auto& v = g.value(id);
-      list.push_back({{"name", v.name}, {"shape", shape_json(v.shape)}, {"dtype", edgeopt::ir::dtype_name(v.dtype)},
-                      {"layout", edgeopt::ir::layout_name(v.layout)}});
-    }
-    return list;
-  };
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  return {{"file", path}, {"format", edgeopt::model_format_name(model.format)}, {"producer", g.producer}, {"name", g.name},
-          {"size_bytes", ec ? 0 : size}, {"params", g.param_count()}, {"macs", macs}, {"inputs", io(g.inputs)},
-          {"outputs", io(g.outputs)}, {"layers", layers}, {"batch_dim", "-1 in a shape means any batch size"}};
 }
 
 void print_inspect_text(const json& j) {
@@ -98,7 +67,7 @@ edgeopt::Result<edgeopt::ImportedModel> load(const std::string& path, const Comm
 int cmd_inspect(const std::string& path, const CommonOptions& common, bool show_ir) {
   auto model = load(path, common);
   if (!model) return report(model.error(), common.json);
-  const json j = inspect_json(model.value(), path);
+  const json j = edgeopt::pipeline::model_summary(model.value(), path);
   if (show_ir) std::cout << edgeopt::ir::dump(model->graph);
   else if (common.json) std::cout << j.dump(2) << "\n";
   else print_inspect_text(j);
@@ -268,6 +237,7 @@ int main(int argc, char** argv) {
   edgeopt::cli::add_optimize_command(app, callback_exit);
   edgeopt::cli::add_benchmark_command(app, callback_exit);
   edgeopt::cli::add_techniques_command(app, callback_exit);
+  edgeopt::cli::add_serve_commands(app, callback_exit);
   edgeopt::cli::add_package_command(app, callback_exit);
   edgeopt::cli::add_export_command(app, callback_exit);
 

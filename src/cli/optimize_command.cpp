@@ -1,5 +1,6 @@
 #include "cli/optimize_command.h"
 
+#include <cmath>
 #include <unistd.h>
 
 #include <algorithm>
@@ -41,6 +42,12 @@ struct OptimizeArgs {
   double max_latency_ms = -1;
   std::vector<std::string> params;  // --param technique.name=value
   bool json = false;
+  // Whether each limit was given: any value given is passed on and checked (a negative or NaN
+  // limit is refused, never read as "no limit").
+  CLI::Option* max_drop_given = nullptr;
+  CLI::Option* max_drop_pct_given = nullptr;
+  CLI::Option* max_size_given = nullptr;
+  CLI::Option* max_latency_given = nullptr;
 };
 
 // Live progress, one line per technique. On a terminal the block of lines is redrawn in place
@@ -127,10 +134,17 @@ int run(OptimizeArgs& a) {
   a.options.goal = *goal;
   a.options.techniques = split(a.techniques);
   a.options.devices = split(a.devices);
-  if (a.max_drop >= 0) a.options.limits.max_accuracy_drop_points = a.max_drop;
-  if (a.max_drop_pct >= 0) a.options.limits.max_accuracy_drop_percent = a.max_drop_pct;
-  if (a.max_size_mb >= 0) a.options.limits.max_size_bytes = static_cast<std::int64_t>(a.max_size_mb * 1e6);
-  if (a.max_latency_ms >= 0) a.options.limits.max_latency_ms = a.max_latency_ms;
+  if (a.max_drop_given->count() > 0) a.options.limits.max_accuracy_drop_points = a.max_drop;
+  if (a.max_drop_pct_given->count() > 0) a.options.limits.max_accuracy_drop_percent = a.max_drop_pct;
+  if (a.max_size_given->count() > 0) {
+    if (!std::isfinite(a.max_size_mb) || a.max_size_mb < 0 || a.max_size_mb > 1e9) {
+      return report_error(Error{ErrorCode::kInvalidArgument, "--max-size-mb must be a number from 0 to 1e9, not " + std::to_string(a.max_size_mb),
+                                "leave it out for no size limit"},
+                          a.json);
+    }
+    a.options.limits.max_size_bytes = static_cast<std::int64_t>(a.max_size_mb * 1e6);
+  }
+  if (a.max_latency_given->count() > 0) a.options.limits.max_latency_ms = a.max_latency_ms;
   for (const std::string& p : a.params) {
     const auto dot = p.find('.');
     const auto eq = p.find('=');
@@ -193,10 +207,10 @@ void add_optimize_command(CLI::App& app, int& exit_code) {
   cmd->add_option("--devices", args->devices, "devices to estimate on (default: all)");
   cmd->add_option("--device", args->options.device, "target device for --max-latency-ms and the pick");
   cmd->add_option("--goal", args->goal, "balanced, size, speed or accuracy");
-  cmd->add_option("--max-accuracy-drop", args->max_drop, "in accuracy points");
-  cmd->add_option("--max-accuracy-drop-pct", args->max_drop_pct, "relative, in % of the baseline accuracy");
-  cmd->add_option("--max-size-mb", args->max_size_mb, "deployable file size limit");
-  cmd->add_option("--max-latency-ms", args->max_latency_ms, "estimated latency limit on --device");
+  args->max_drop_given = cmd->add_option("--max-accuracy-drop", args->max_drop, "in accuracy points");
+  args->max_drop_pct_given = cmd->add_option("--max-accuracy-drop-pct", args->max_drop_pct, "relative, in % of the baseline accuracy");
+  args->max_size_given = cmd->add_option("--max-size-mb", args->max_size_mb, "deployable file size limit");
+  args->max_latency_given = cmd->add_option("--max-latency-ms", args->max_latency_ms, "estimated latency limit on --device");
   cmd->add_option("--limit", args->options.eval_limit, "evaluate on the first N test images only");
   cmd->add_option("--max-train-images", args->options.max_train_images,
                   "calibrate and fine-tune on at most N training images (faster, usually less accurate; default: each technique's own)")

@@ -1,10 +1,13 @@
 // load_dataset: preset names (mnist, fashion-mnist, cifar10) are looked up on disk in a fixed
 // order and downloaded into the cache as a last resort; anything else is a path.
 #include <algorithm>
+#include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <optional>
 
+#include "common/sandbox.h"
 #include "data/internal.h"
 
 namespace edgeopt::data {
@@ -190,11 +193,124 @@ Dataset load_cifar_dir(const fs::path& dir, const std::string& name,
   return ds;
 }
 
+// A Dataset as bytes, for the trip from the sandboxed decoder to the parent.
+class Writer {
+ public:
+  void u64(std::uint64_t v) { bytes_.append(reinterpret_cast<const char*>(&v), sizeof v); }
+  void str(std::string_view v) {
+    u64(v.size());
+    bytes_.append(v);
+  }
+  void images(const ImageSet& set) {
+    for (std::int64_t v : {set.count, set.height, set.width, set.channels}) u64(static_cast<std::uint64_t>(v));
+    str(std::string_view(reinterpret_cast<const char*>(set.pixels.data()), set.pixels.size()));
+    str(std::string_view(reinterpret_cast<const char*>(set.labels.data()), set.labels.size() * sizeof(std::int32_t)));
+  }
+  std::string take() { return std::move(bytes_); }
+
+ private:
+  std::string bytes_;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string_view bytes) : bytes_(bytes) {}
+  std::uint64_t u64() {
+    std::uint64_t v = 0;
+    need(sizeof v);
+    std::memcpy(&v, bytes_.data() + at_, sizeof v);
+    at_ += sizeof v;
+    return v;
+  }
+  std::string_view str() {
+    const std::uint64_t n = u64();
+    need(n);
+    std::string_view v = bytes_.substr(at_, n);
+    at_ += n;
+    return v;
+  }
+  ImageSet images() {
+    ImageSet set;
+    set.count = static_cast<std::int64_t>(u64());
+    set.height = static_cast<std::int64_t>(u64());
+    set.width = static_cast<std::int64_t>(u64());
+    set.channels = static_cast<std::int64_t>(u64());
+    const std::string_view pixels = str();
+    set.pixels.assign(pixels.begin(), pixels.end());
+    const std::string_view labels = str();
+    if (labels.size() % sizeof(std::int32_t) != 0) need(bytes_.size() + 1);
+    set.labels.resize(labels.size() / sizeof(std::int32_t));
+    if (!labels.empty()) std::memcpy(set.labels.data(), labels.data(), labels.size());
+    return set;
+  }
+
+ private:
+  void need(std::uint64_t n) const {
+    if (n > bytes_.size() - at_) fail(ErrorCode::kInternal, "the dataset decoder sent a truncated reply");
+  }
+  std::string_view bytes_;
+  std::size_t at_ = 0;
+};
+
+std::string encode(const Dataset& ds) {
+  Writer w;
+  w.str(ds.name);
+  w.images(ds.train);
+  w.images(ds.test);
+  w.u64(ds.class_names.size());
+  for (const auto& c : ds.class_names) w.str(c);
+  w.str(ds.source);
+  w.str(ds.split_note);
+  return w.take();
+}
+
+Dataset decode(std::string_view bytes) {
+  Reader r(bytes);
+  Dataset ds;
+  ds.name = r.str();
+  ds.train = r.images();
+  ds.test = r.images();
+  const std::uint64_t classes = r.u64();
+  for (std::uint64_t i = 0; i < classes; ++i) ds.class_names.emplace_back(r.str());
+  ds.source = r.str();
+  ds.split_note = r.str();
+  return ds;
+}
+
+std::uint64_t bytes_under(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_regular_file(path, ec)) return fs::file_size(path, ec);
+  std::uint64_t total = 0, entries = 0;
+  for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::recursive_directory_iterator() && entries < 1000000;
+       it.increment(ec), ++entries) {
+    std::error_code size_ec;
+    if (it->is_regular_file(size_ec)) total += it->file_size(size_ec);
+  }
+  return total;
+}
+
+// Decoding user files (IDX, CIFAR batches, PNG/JPEG, ZIP) runs in the sandbox: the child may read
+// only `path` (a file, or a folder and what it holds), within a memory budget from its size.
+Dataset decode_confined(const fs::path& path, const std::function<Dataset()>& decode_here) {
+  if (sandbox::inside()) return decode_here();
+  sandbox::Policy policy;
+  std::error_code ec;
+  const fs::path absolute = fs::absolute(path, ec);
+  (fs::is_directory(absolute, ec) ? policy.read_dirs : policy.read_files).push_back(absolute.string());
+  policy.memory_bytes = sandbox::memory_budget_for(2 * bytes_under(absolute));
+  policy.what = "decoding the dataset";
+  policy.hint = "the dataset is damaged, crafted or too large for this machine; check its files. Nothing else was affected";
+  Result<std::string> bytes = sandbox::run([&]() -> Result<std::string> { return encode(decode_here()); }, path.string(), policy);
+  if (!bytes) throw Failure{bytes.error()};
+  return decode(bytes.value());
+}
+
 Dataset load_preset_dir(const Preset& preset, const fs::path& dir, const LoadOptions& options) {
   note(options, "reading " + preset.name + " from " + dir.string());
-  return preset.format == Format::kIdx
-             ? load_idx_dir(dir, preset.name, preset.class_names, options)
-             : load_cifar_dir(dir, preset.name, preset.class_names, options);
+  return decode_confined(dir, [&] {
+    return preset.format == Format::kIdx ? load_idx_dir(dir, preset.name, preset.class_names, options)
+                                         : load_cifar_dir(dir, preset.name, preset.class_names, options);
+  });
 }
 
 std::string cache_root() {
@@ -293,7 +409,7 @@ const Preset* find_preset(const std::string& spec) {
   return nullptr;
 }
 
-Dataset load_path(const std::string& spec, const LoadOptions& options) {
+Dataset load_path_in_process(const std::string& spec, const LoadOptions& options) {
   std::error_code ec;
   const fs::path path(spec);
   if (fs::is_directory(path, ec)) {
@@ -327,6 +443,17 @@ Dataset load_path(const std::string& spec, const LoadOptions& options) {
   fail(ErrorCode::kNotFound,
        "'" + spec + "' is neither a preset dataset nor an existing file or folder",
        "use mnist, fashion-mnist or cifar10, or a folder/ZIP with one sub-folder per class");
+}
+
+Dataset load_path(const std::string& spec, const LoadOptions& options) {
+  std::error_code ec;
+  const fs::path path(spec);
+  if (!fs::exists(path, ec)) return load_path_in_process(spec, options);  // its clear error
+  if (!fs::is_directory(path, ec) && !fs::is_regular_file(path, ec)) {
+    fail(ErrorCode::kInvalidArgument, "'" + spec + "' is not a regular file or folder (a pipe, device or socket)",
+         "give a ZIP or folder of images with one sub-folder per class");
+  }
+  return decode_confined(path, [&] { return load_path_in_process(spec, options); });
 }
 
 }  // namespace

@@ -47,10 +47,6 @@ std::string sha256(std::string_view bytes) {
   return h.hex_digest();
 }
 
-// A file named in results.json, looked up inside the results folder: the folder may have been
-// moved (or stored by the service) since optimize wrote absolute paths.
-fs::path in_results(const fs::path& dir, const std::string& recorded) { return dir / fs::path(recorded).filename(); }
-
 struct Entry {
   std::string path;  // inside the ZIP
   std::string bytes;
@@ -295,7 +291,16 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
   return capture([&]() -> PackageSummary {
     const fs::path dir(request.results_dir);
     const fs::path results_path = dir / "results.json";
-    json results = json::parse(read_file(results_path, "the results file"), nullptr, false);
+    // A file of the results by its name inside the folder (results.json records absolute paths
+    // of the machine that ran optimize; only the names are used).
+    auto result_file = [&](const std::string& name, const std::string& what) {
+      if (!request.read_result) return read_file(dir / name, what);
+      auto bytes = request.read_result(name);
+      if (!bytes) fail(bytes.error().code, what + " '" + name + "': " + bytes.error().message, bytes.error().hint);
+      return std::move(bytes).value();
+    };
+    auto name_of = [](const std::string& recorded) { return fs::path(recorded).filename().string(); };
+    json results = json::parse(result_file("results.json", "the results file"), nullptr, false);
     if (results.is_discarded() || !results.is_object() || !results.contains("baseline") || !results.contains("variants")) {
       fail(ErrorCode::kCorruptFile, "'" + results_path.string() + "' is not an EdgeOpt results file", "package a folder written by edgeopt optimize --out");
     }
@@ -325,7 +330,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     std::vector<Entry> entries;
     std::vector<std::string> notes;
     auto add_model = [&](const std::string& recorded, ModelFile m) {
-      entries.push_back({m.path, read_file(in_results(dir, recorded), "the " + m.format + " file of '" + request.technique + "'")});
+      entries.push_back({m.path, result_file(name_of(recorded), "the " + m.format + " file of '" + request.technique + "'")});
       models.push_back(std::move(m));
     };
     const json exports = v.value("exports", json::array());
@@ -403,7 +408,8 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       auto cal = estimator::load_calibration(data_dir + "/estimator");
       if (!cal) throw Failure{cal.error()};
       const auto unsupported = cal->unsupported_ops.find("edgetpu");
-      auto graph = format::read_eom(in_results(dir, v.value("artifact", std::string())).string());
+      const std::string eom_name = name_of(v.value("artifact", std::string()));
+      auto graph = format::read_eom_bytes(result_file(eom_name, "the .eom file"), eom_name);
       if (!graph) throw Failure{graph.error()};
       json unmapped = json::array();
       for (const ir::Node& n : graph->nodes) {
@@ -429,12 +435,12 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     const json samples = results.value("samples", json(nullptr));
     json sample_meta = nullptr;
     if (samples.is_object() && v.contains("reference_outputs")) {
-      entries.push_back({"samples/inputs.npy", read_file(in_results(dir / "samples", samples.value("inputs", "")), "the sample inputs")});
-      entries.push_back({"samples/reference_outputs.npy", read_file(in_results(dir / "samples", v.value("reference_outputs", "")), "EdgeOpt's sample outputs")});
+      entries.push_back({"samples/inputs.npy", result_file("samples/" + name_of(samples.value("inputs", "")), "the sample inputs")});
+      entries.push_back({"samples/reference_outputs.npy", result_file("samples/" + name_of(v.value("reference_outputs", "")), "EdgeOpt's sample outputs")});
       json images = json::array();
       for (const auto& img : samples.value("images", json::array())) {
         const std::string name = "samples/" + fs::path(img.get<std::string>()).filename().string();
-        entries.push_back({name, read_file(in_results(dir / "samples", img.get<std::string>()), "a sample image")});
+        entries.push_back({name, result_file(name, "a sample image")});
         images.push_back(name);
       }
       sample_meta = {{"inputs", "samples/inputs.npy"}, {"reference_outputs", "samples/reference_outputs.npy"}, {"labels", samples.value("labels", json::array())},

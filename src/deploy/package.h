@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,10 @@ struct PackageRequest {
   PackageFormat format = PackageFormat::kAuto;  // auto: every format the device runs that exists for the variant
   std::string out_path;     // the ZIP to write; empty: <results_dir>/<technique>-<device>.zip
   std::string resources_dir;  // EdgeOpt's data folder (devices, package templates); empty: find_data_dir()
+  // Optional: where the results' files come from, by their name inside the results folder
+  // ("results.json", "ptq_int8.int8.tflite", "samples/inputs.npy"), for a caller that keeps them
+  // elsewhere (the service's blob store). Empty: read from results_dir.
+  std::function<Result<std::string>(const std::string& name)> read_result;
 };
 
 struct PackagedFile {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <fstream>
+#include <functional>
 #include <numeric>
 #include <set>
 #include <sstream>
@@ -37,8 +38,8 @@ std::vector<Measurement> parse_measurements(const std::string& path) {
       continue;
     }
     auto f = split_csv(line);
-    if (f.size() < 11) fail(ErrorCode::kCorruptFile, path + ":" + std::to_string(number) + ": expected 11 columns");
-    for (std::size_t i = 11; i < f.size(); ++i) f[10] += "," + f[i];
+    if (f.size() < 13) fail(ErrorCode::kCorruptFile, path + ":" + std::to_string(number) + ": expected 13 columns");
+    for (std::size_t i = 13; i < f.size(); ++i) f[12] += "," + f[i];  // the note may hold commas
     Measurement m;
     m.line = f[0];
     m.device = f[1];
@@ -59,7 +60,12 @@ std::vector<Measurement> parse_measurements(const std::string& path) {
     m.end_to_end = f[8].find("e2e") != std::string::npos;
     m.legacy = f[8].find("legacy") != std::string::npos;
     m.use = f[9] == "use";
-    m.note = f[10];
+    m.family = f[10];
+    m.source = f[11];
+    m.note = f[12];
+    m.order = rows.size();
+    if (m.use && (m.family.empty() || m.source.empty()))
+      fail(ErrorCode::kCorruptFile, path + ":" + std::to_string(number) + ": a used row needs a family and a source");
     if (m.use && (m.model.empty() || m.latency_ms <= 0)) {
       fail(ErrorCode::kCorruptFile,
            path + ":" + std::to_string(number) + ": a used row needs a model and a positive latency");
@@ -156,6 +162,85 @@ struct Fitter {
     for (auto i : which) residual[i] = std::log(predict(i) / rows[i]->latency_ms);
   }
 
+  std::vector<double> huber_weights() const {
+    std::vector<double> weight(rows.size());
+    for (std::size_t i = 0; i < rows.size(); ++i) {
+      const double a = std::fabs(residual[i]);
+      weight[i] = a <= 0.25 ? 1.0 : 0.25 / a;
+    }
+    return weight;
+  }
+
+  // A = J' W J + prior precision and g = J' W r + prior gradient, with J = d residual / d log(param)
+  // from finite differences over the rows each parameter touches (sparse).
+  void normal_equations(const std::vector<double>& weight, std::vector<double>& a, std::vector<double>& g) {
+    const std::size_t n = params.size();
+    std::vector<std::vector<std::pair<std::size_t, double>>> jac(n);
+    constexpr double kH = 1e-3;
+    for (std::size_t k = 0; k < n; ++k) {
+      const auto& key = params[k].key;
+      const double old_value = cal.params[key];
+      cal.params[key] = old_value * std::exp(kH);
+      for (auto i : rows_of[key]) {
+        const double r = std::log(predict(i) / rows[i]->latency_ms);
+        jac[k].push_back({i, (r - residual[i]) / kH});
+      }
+      cal.params[key] = old_value;
+    }
+    a.assign(n * n, 0.0);
+    g.assign(n, 0.0);
+    std::vector<double> dense(rows.size());
+    for (std::size_t k = 0; k < n; ++k) {
+      std::fill(dense.begin(), dense.end(), 0.0);
+      for (auto [i, d] : jac[k]) dense[i] = d;
+      for (std::size_t l = k; l < n; ++l) {
+        double sum = 0;
+        for (auto [i, d] : jac[l]) sum += weight[i] * dense[i] * d;
+        a[k * n + l] = a[l * n + k] = sum;
+      }
+      for (auto [i, d] : jac[k]) g[k] += weight[i] * d * residual[i];
+      const auto& pr = cal.prior(params[k].key, params[k].family, params[k].unit);
+      const double inv_var = cal.prior_weight / std::max(pr.log_sd * pr.log_sd, 1e-6);
+      a[k * n + k] += inv_var;
+      g[k] += inv_var * (std::log(cal.params[params[k].key]) - std::log(pr.value));
+    }
+  }
+
+  // Laplace approximation at the optimum: cov(log params) = s^2 A^-1, s^2 the weighted residual
+  // variance per degree of freedom (at least 1 left).
+  std::vector<FittedParam> uncertainties() {
+    const std::size_t n = params.size();
+    const auto weight = huber_weights();
+    std::vector<double> a, g;
+    normal_equations(weight, a, g);
+    double ss = 0;
+    for (std::size_t i = 0; i < rows.size(); ++i) ss += weight[i] * residual[i] * residual[i];
+    const double dof = std::max(1.0, static_cast<double>(rows.size()) - static_cast<double>(n));
+    const double s2 = ss / dof;
+    std::vector<FittedParam> out;
+    for (std::size_t k = 0; k < n; ++k) {
+      std::vector<double> e(n, 0.0);
+      e[k] = 1;
+      const double var = solve(a, e, n)[k];
+      const auto& pr = cal.prior(params[k].key, params[k].family, params[k].unit);
+      const double prior_var = std::max(pr.log_sd * pr.log_sd, 1e-6) / cal.prior_weight;
+      FittedParam p;
+      // Share of this parameter the data determines (1 - posterior / prior variance): its
+      // contribution to the effective number of free parameters (the trace of the hat matrix).
+      p.data_share = std::clamp(1 - var / prior_var, 0.0, 1.0);
+      p.key = params[k].key;
+      p.value = cal.params.at(p.key);
+      p.log_sd = std::sqrt(std::max(0.0, var * s2));
+      p.rows = static_cast<int>(rows_of[p.key].size());
+      std::set<std::string> devices;
+      for (auto i : rows_of[p.key]) devices.insert(rows[i]->device);
+      if (devices.size() == 1) p.device = *devices.begin();
+      out.push_back(p);
+    }
+    std::sort(out.begin(), out.end(), [](const FittedParam& x, const FittedParam& y) { return x.key < y.key; });
+    return out;
+  }
+
   // Levenberg-Marquardt on log-parameters with Huber weights (IRLS) and the priors as extra
   // residuals; the Jacobian comes from finite differences over the rows each parameter touches.
   void run() {
@@ -165,39 +250,9 @@ struct Fitter {
     double mu = 1e-2;
     double loss = total_loss();
     for (int iter = 0; iter < 60; ++iter) {
-      std::vector<double> weight(rows.size());
-      for (std::size_t i = 0; i < rows.size(); ++i) {
-        const double a = std::fabs(residual[i]);
-        weight[i] = a <= 0.25 ? 1.0 : 0.25 / a;
-      }
-      // J[k] = d residual / d log(param k), sparse over the rows that read param k.
-      std::vector<std::vector<std::pair<std::size_t, double>>> jac(n);
-      constexpr double kH = 1e-3;
-      for (std::size_t k = 0; k < n; ++k) {
-        const auto& key = params[k].key;
-        const double old_value = cal.params[key];
-        cal.params[key] = old_value * std::exp(kH);
-        for (auto i : rows_of[key]) {
-          const double r = std::log(predict(i) / rows[i]->latency_ms);
-          jac[k].push_back({i, (r - residual[i]) / kH});
-        }
-        cal.params[key] = old_value;
-      }
-      std::vector<double> a(n * n, 0.0), g(n, 0.0), dense(rows.size());
-      for (std::size_t k = 0; k < n; ++k) {
-        std::fill(dense.begin(), dense.end(), 0.0);
-        for (auto [i, d] : jac[k]) dense[i] = d;
-        for (std::size_t l = k; l < n; ++l) {
-          double sum = 0;
-          for (auto [i, d] : jac[l]) sum += weight[i] * dense[i] * d;
-          a[k * n + l] = a[l * n + k] = sum;
-        }
-        for (auto [i, d] : jac[k]) g[k] += weight[i] * d * residual[i];
-        const auto& pr = cal.prior(params[k].key, params[k].family, params[k].unit);
-        const double inv_var = cal.prior_weight / std::max(pr.log_sd * pr.log_sd, 1e-6);
-        a[k * n + k] += inv_var;
-        g[k] += inv_var * (std::log(cal.params[params[k].key]) - std::log(pr.value));
-      }
+      const std::vector<double> weight = huber_weights();
+      std::vector<double> a, g;
+      normal_equations(weight, a, g);
       bool accepted = false;
       for (int attempt = 0; attempt < 8 && !accepted; ++attempt) {
         std::vector<double> m = a, rhs(n);
@@ -282,15 +337,17 @@ std::vector<double> ranks(const std::vector<double>& v) {
   return r;
 }
 
-Calibration fit(const Calibration& base, const std::vector<Measurement>& rows,
-                const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog,
-                const std::string& left_out) {
+using Leave = std::function<bool(const Measurement&)>;
+
+Fitter make_fitter(const Calibration& base, const std::vector<Measurement>& rows,
+                   const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog,
+                   const Leave& left_out) {
   Fitter f;
   f.cal = base;
   f.cal.params.clear();
   f.catalog = &catalog;
   for (const auto& m : rows) {
-    if (!m.use || (!left_out.empty() && m.architecture() == left_out)) continue;
+    if (!m.use || (left_out && left_out(m))) continue;
     const auto t = tables.find(m.model);
     if (t == tables.end())
       fail(ErrorCode::kNotFound, "no layer table for model '" + m.model + "' (line " + m.line + ")",
@@ -300,54 +357,95 @@ Calibration fit(const Calibration& base, const std::vector<Measurement>& rows,
   }
   f.setup();
   f.run();
-  return f.cal;
+  return f;
+}
+
+Calibration fit(const Calibration& base, const std::vector<Measurement>& rows,
+                const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog, const Leave& left_out) {
+  return make_fitter(base, rows, tables, catalog, left_out).cal;
+}
+
+// Predicts every used row with a fit that left out all rows sharing its group (architecture,
+// family or source); the fits run once per group.
+HeldOut held_out(const std::string& method, const std::function<std::string(const Measurement&)>& group_of,
+                 const Calibration& base, const std::vector<Measurement>& rows,
+                 const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog) {
+  HeldOut h;
+  h.method = method;
+  std::set<std::string> groups;
+  for (const auto& m : rows)
+    if (m.use) groups.insert(group_of(m));
+  for (const auto& g : groups) {
+    const Calibration cal = fit(base, rows, tables, catalog, [&](const Measurement& m) { return group_of(m) == g; });
+    for (const auto& m : rows) {
+      if (!m.use || group_of(m) != g) continue;
+      auto e = estimate(tables.at(m.model), catalog, cal, options_for(m));
+      if (!e) fail(e.error().code, "line " + m.line + ": " + e.error().message, e.error().hint);
+      h.predictions.push_back(Prediction{m, e->latency_ms});
+    }
+  }
+  std::sort(h.predictions.begin(), h.predictions.end(),
+            [](const Prediction& a, const Prediction& b) { return a.measurement.order < b.measurement.order; });
+  h.per_device = group_stats(h.predictions, false);
+  h.per_device_runtime = group_stats(h.predictions, true);
+  return h;
+}
+
+// Share of held-out rows whose measurement lies inside the interval published for their device.
+void coverage(HeldOut& h, const Calibration& cal) {
+  std::map<std::string, std::pair<int, int>> in;  // device -> (inside, rows)
+  int inside = 0;
+  for (const auto& p : h.predictions) {
+    const auto it = cal.intervals.find(p.measurement.device);
+    const Calibration::Interval iv = it != cal.intervals.end() ? it->second : cal.default_interval;
+    const double r = p.measurement.latency_ms / p.predicted_ms;
+    const bool ok = r >= iv.low * (1 - 1e-9) && r <= iv.high * (1 + 1e-9);
+    inside += ok;
+    in[p.measurement.device].first += ok;
+    in[p.measurement.device].second += 1;
+  }
+  h.coverage = h.predictions.empty() ? 0 : static_cast<double>(inside) / static_cast<double>(h.predictions.size());
+  for (const auto& [d, c] : in) h.coverage_of[d] = static_cast<double>(c.first) / c.second;
 }
 
 Validation validate(const Calibration& base, const std::vector<Measurement>& rows,
                     const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog) {
   Validation v;
-  v.fitted = fit(base, rows, tables, catalog, {});
-  std::set<std::string> architectures;
-  for (const auto& m : rows) {
-    if (m.use)
-      architectures.insert(m.architecture());
-    else
-      v.excluded.push_back(m);
-  }
-  auto predict = [&](const Calibration& cal, const Measurement& m) {
-    auto e = estimate(tables.at(m.model), catalog, cal, options_for(m));
-    if (!e) fail(e.error().code, "line " + m.line + ": " + e.error().message, e.error().hint);
-    return Prediction{m, e->latency_ms};
-  };
+  Fitter full = make_fitter(base, rows, tables, catalog, {});
+  v.fitted = full.cal;
+  v.params = full.uncertainties();
   for (const auto& m : rows)
-    if (m.use) v.in_sample.push_back(predict(v.fitted, m));
-  for (const auto& arch : architectures) {
-    const Calibration held_out = fit(base, rows, tables, catalog, arch);
-    for (const auto& m : rows)
-      if (m.use && m.architecture() == arch) v.lomo.push_back(predict(held_out, m));
+    if (!m.use) v.excluded.push_back(m);
+  for (const auto& m : rows) {
+    if (!m.use) continue;
+    auto e = estimate(tables.at(m.model), catalog, v.fitted, options_for(m));
+    if (!e) fail(e.error().code, "line " + m.line + ": " + e.error().message, e.error().hint);
+    v.in_sample.push_back(Prediction{m, e->latency_ms});
   }
-  std::sort(v.lomo.begin(), v.lomo.end(), [](const Prediction& a, const Prediction& b) {
-    return std::stod(a.measurement.line) < std::stod(b.measurement.line) ||
-           (std::stod(a.measurement.line) == std::stod(b.measurement.line) && a.measurement.line < b.measurement.line);
-  });
-  v.per_device = group_stats(v.lomo, false);
-  v.per_device_runtime = group_stats(v.lomo, true);
+  v.lomo = held_out("lomo", [](const Measurement& m) { return m.architecture(); }, base, rows, tables, catalog);
+  v.lofo = held_out("lofo", [](const Measurement& m) { return m.family; }, base, rows, tables, catalog);
+  v.loso = held_out("loso", [](const Measurement& m) { return m.source; }, base, rows, tables, catalog);
 
-  // Intervals: 10th-90th percentile of measured / predicted over each device's LOMO rows.
+  // Intervals: the central share of measured / predicted over each device's leave-one-family-out
+  // rows (a new architecture is the case the product meets); all devices' when < 5 rows.
+  const double tail = (1 - v.interval_share) / 2;
   std::map<std::string, std::vector<double>> ratios;
   std::vector<double> all;
-  for (const auto& p : v.lomo) {
+  for (const auto& p : v.lofo.predictions) {
     const double r = p.measurement.latency_ms / p.predicted_ms;
     ratios[p.measurement.device].push_back(r);
     all.push_back(r);
   }
   for (const auto& [device, r] : ratios) {
     const auto& src = r.size() >= 5 ? r : all;
-    v.fitted.intervals[device] = {std::min(1.0, quantile(src, 0.1)), std::max(1.0, quantile(src, 0.9)),
+    v.fitted.intervals[device] = {std::min(1.0, quantile(src, tail)), std::max(1.0, quantile(src, 1 - tail)),
                                   static_cast<int>(r.size())};
   }
-  v.fitted.default_interval = {std::min(1.0, quantile(all, 0.1)), std::max(1.0, quantile(all, 0.9)),
+  v.fitted.default_interval = {std::min(1.0, quantile(all, tail)), std::max(1.0, quantile(all, 1 - tail)),
                                static_cast<int>(all.size())};
+  coverage(v.lomo, v.fitted);
+  coverage(v.lofo, v.fitted);
+  coverage(v.loso, v.fitted);
   return v;
 }
 
@@ -383,7 +481,11 @@ Result<std::vector<Measurement>> load_measurements(const std::string& csv_path) 
 Result<Calibration> fit_calibration(const Calibration& base, const std::vector<Measurement>& rows,
                                     const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog,
                                     const std::string& left_out_architecture) {
-  return capture([&] { return fit(base, rows, tables, catalog, left_out_architecture); });
+  return capture([&] {
+    return fit(base, rows, tables, catalog, [&](const Measurement& m) {
+      return !left_out_architecture.empty() && m.architecture() == left_out_architecture;
+    });
+  });
 }
 
 Result<Validation> calibrate_and_validate(const Calibration& base, const std::vector<Measurement>& rows,
@@ -437,30 +539,51 @@ std::vector<GroupStats> group_stats(const std::vector<Prediction>& predictions, 
 }
 
 json validation_to_json(const Validation& v) {
+  // Every held-out list and in_sample hold the used rows in file order, so index i is one row.
   json rows = json::array();
-  for (std::size_t i = 0; i < v.lomo.size(); ++i) {
-    const auto& p = v.lomo[i];
-    const auto& m = p.measurement;
-    double fitted = 0;
-    for (const auto& q : v.in_sample)
-      if (q.measurement.line == m.line) fitted = q.predicted_ms;
+  for (std::size_t i = 0; i < v.in_sample.size(); ++i) {
+    const auto& m = v.in_sample[i].measurement;
     rows.push_back({{"line", m.line},
                     {"device", m.device},
                     {"model", m.model},
+                    {"family", m.family},
+                    {"source", m.source},
                     {"runtime", m.runtime},
                     {"precision", precision_name(m.precision)},
                     {"threads", m.threads},
                     {"measured_ms", m.latency_ms},
-                    {"fitted_ms", fitted},
-                    {"lomo_ms", p.predicted_ms},
-                    {"lomo_error", p.error()}});
+                    {"fitted_ms", v.in_sample[i].predicted_ms},
+                    {"lomo_ms", v.lomo.predictions.at(i).predicted_ms},
+                    {"lofo_ms", v.lofo.predictions.at(i).predicted_ms},
+                    {"loso_ms", v.loso.predictions.at(i).predicted_ms}});
   }
   json excluded = json::array();
   for (const auto& m : v.excluded) excluded.push_back({{"line", m.line}, {"device", m.device}, {"reason", m.note}});
+  json params = json::array();
+  for (const auto& p : v.params) {
+    params.push_back({{"key", p.key},
+                      {"value", p.value},
+                      {"log_sd", p.log_sd},
+                      {"data_share", p.data_share},
+                      {"rows", p.rows},
+                      {"device", p.device}});
+  }
+  auto held = [](const HeldOut& h) {
+    return json{{"per_device", stats_json(h.per_device)},
+                {"per_device_runtime", stats_json(h.per_device_runtime)},
+                {"interval_coverage", h.coverage},
+                {"interval_coverage_per_device", h.coverage_of}};
+  };
   Calibration c = v.fitted;
-  c.validation = {{"method", "leave-one-model-out: each architecture's rows are predicted by a fit without them"},
-                  {"per_device", stats_json(v.per_device)},
-                  {"per_device_runtime", stats_json(v.per_device_runtime)},
+  c.validation = {{"methods",
+                   {{"lomo", "leave-one-model-out: each architecture's rows are predicted by a fit without them"},
+                    {"lofo", "leave-one-family-out: each backbone family's rows are predicted by a fit without them"},
+                    {"loso", "leave-one-source-out: each publication's rows are predicted by a fit without them"}}},
+                  {"interval_share", v.interval_share},
+                  {"lomo", held(v.lomo)},
+                  {"lofo", held(v.lofo)},
+                  {"loso", held(v.loso)},
+                  {"parameters", params},
                   {"rows", rows},
                   {"excluded", excluded}};
   return calibration_to_json(c);

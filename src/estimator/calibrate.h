@@ -26,7 +26,10 @@ struct Measurement {
   bool end_to_end = false;
   bool legacy = false;  // [AA] 2019 Python timings: one fitted factor per runtime
   bool use = true;
-  std::string note;  // for excluded rows: why
+  std::string family;  // backbone family (mobilenet_v1, resnet, yolo, ...): the unit leave-one-family-out removes
+  std::string source;  // publication key (NCNN, NT-det, CORAL-B, ...): the unit leave-one-source-out removes
+  std::string note;    // for excluded rows: why
+  std::size_t order = 0;  // position in the file (reports keep it)
   // The architecture, shared by input sizes (resnet18_224 and resnet18_256): the unit left out.
   std::string architecture() const;
 };
@@ -48,21 +51,43 @@ struct GroupStats {
   double spearman = 0;
 };
 
-struct Validation {
-  Calibration fitted;                 // fitted on every used row, intervals from LOMO residuals
-  std::vector<Prediction> in_sample;  // predictions of the full fit
-  std::vector<Prediction> lomo;       // each row predicted by a fit that never saw its architecture
+// Rows predicted by fits that never saw a group of rows (an architecture, a family or a source).
+struct HeldOut {
+  std::string method;  // lomo | lofo | loso
+  std::vector<Prediction> predictions;  // in file order
   std::vector<GroupStats> per_device;
   std::vector<GroupStats> per_device_runtime;
+  double coverage = 0;                       // share of rows inside the published interval
+  std::map<std::string, double> coverage_of;  // ... per device
+};
+
+// A fitted parameter with its uncertainty: sd of its log from the fit's curvature (Laplace).
+struct FittedParam {
+  std::string key;
+  double value = 0;
+  double log_sd = 0;
+  double data_share = 0;   // 1 - posterior/prior variance: how far the data, not the prior, sets it
+  int rows = 0;            // rows that read it
+  std::string device;      // the only device whose rows read it; empty when shared
+};
+
+struct Validation {
+  Calibration fitted;                 // fitted on every used row, intervals from LOFO residuals
+  std::vector<Prediction> in_sample;  // predictions of the full fit
+  HeldOut lomo;                       // leave-one-model-out (architecture)
+  HeldOut lofo;                       // leave-one-family-out (backbone family)
+  HeldOut loso;                       // leave-one-source-out (publication)
+  std::vector<FittedParam> params;
+  double interval_share = 0.8;        // nominal share the intervals cover
   std::vector<Measurement> excluded;
 };
 
-// Fits on the used rows (minus those of `left_out_architecture`); `base` supplies the priors.
+// Fits on the used rows minus those `left_out` returns true for; `base` supplies the priors.
 Result<Calibration> fit_calibration(const Calibration& base, const std::vector<Measurement>& rows,
                                     const std::map<std::string, LayerTable>& tables, const DeviceCatalog& catalog,
                                     const std::string& left_out_architecture = {});
 
-// The full fit, leave-one-model-out predictions and per-device statistics.
+// The full fit, leave-one-model/family/source-out predictions and per-device statistics.
 Result<Validation> calibrate_and_validate(const Calibration& base, const std::vector<Measurement>& rows,
                                           const std::map<std::string, LayerTable>& tables,
                                           const DeviceCatalog& catalog);

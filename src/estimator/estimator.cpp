@@ -32,10 +32,31 @@ struct Params {
   double sync_s = 0;   // per-layer cost of each extra thread (barriers, wake-ups)
   double kdepth = 0;   // operand reuse (MACs per element moved) at which a GEMM runs at half efficiency
   double overlap = 0;  // share of the shorter of compute and memory that the core cannot hide
+  const std::vector<int>* wino_tiles = nullptr;  // Winograd F(m, 3) output tiles the kernels choose from
 };
 
+// Multiplications per output of F(m x m, 3 x 3) against direct 3 x 3: 9 m^2 / (m + 2)^2.
+double winograd_reduction(int m) { return 9.0 * m * m / ((m + 2.0) * (m + 2.0)); }
+
+// A Winograd kernel computes whole m x m output tiles: a side-s map is padded to ceil(s / m) m,
+// so a 7 x 7 map costs (12 / 7)^2 = 2.9x its useful work in F(6, 3) tiles. `wino/RUNTIME` is the
+// speed-up at the largest tile on a large map; this is the share of it a side-s map keeps with the
+// best tile the runtime's kernels offer (modern ncnn picks F(2,3)/F(4,3)/F(6,3) by size; its
+// pre-2021 build always used F(6,3)).
+double winograd_tile_share(const std::vector<int>& tiles, double side) {
+  if (tiles.empty() || side <= 0) return 1.0;
+  const int largest = *std::max_element(tiles.begin(), tiles.end());
+  double best = 0;
+  for (int m : tiles) {
+    const double padded = std::ceil(side / m) * m;
+    const double waste = (padded * padded) / (side * side);
+    best = std::max(best, winograd_reduction(m) / winograd_reduction(largest) / waste);
+  }
+  return best;
+}
+
 Params resolve(const Calibration& c, const Device& dev, const std::string& runtime, Unit unit, Precision compute,
-               std::set<std::string>& used) {
+               bool legacy, std::set<std::string>& used) {
   const std::string& device = dev.id;
   auto get = [&](const std::string& key, const std::string& family) {
     used.insert(key);
@@ -52,6 +73,10 @@ Params resolve(const Calibration& c, const Device& dev, const std::string& runti
   // A53) gains less from it than the runtime's average core.
   if (unit == Unit::kCpu)
     rel[static_cast<int>(LayerClass::kConv3x3)] *= get("winocore/" + dev.microarchitecture, "winocore");
+  if (const auto w = c.winograd_tiles.find(runtime); w != c.winograd_tiles.end()) {
+    const auto build = w->second.find(legacy && w->second.count("legacy") ? "legacy" : "current");
+    if (build != w->second.end()) p.wino_tiles = &build->second;
+  }
   rel[static_cast<int>(LayerClass::kPointwise)] = get("pw/" + runtime, "pw");
   rel[static_cast<int>(LayerClass::kDepthwise)] = get("dw/" + runtime, "dw");
   rel[static_cast<int>(LayerClass::kGroupedConv)] = get("gconv/" + runtime, "gconv");
@@ -87,6 +112,11 @@ LayerResult layer_time(const Layer& l, const Params& p, const UnitSpeed& speed, 
                        bool weights_on_chip) {
   if (l.cls == LayerClass::kFused || l.cls == LayerClass::kView) return {};
   double rel = p.rel[static_cast<int>(l.cls)];
+  // A grouped conv runs as `groups` dense convs (ncnn splits it, XNNPACK and cuDNN run grouped
+  // GEMMs): the dense kernel of its shape (1x1 or k x k) times gconv/RUNTIME, with each group's
+  // Cout / groups output channels in its operand reuse below.
+  const bool grouped = l.cls == LayerClass::kGroupedConv && l.groups > 1;
+  if (grouped && l.kernel_elems == 1) rel *= p.rel[static_cast<int>(LayerClass::kPointwise)];
   if (l.cls != LayerClass::kDepthwise && l.macs > 0 && l.output_elems > 0 && l.params > 0) {
     // Operand reuse: a GEMM-like layer with reduction depth K and N output channels does
     // I = K N / (K + N) MACs per activation element it reads or writes. Micro-kernels need both
@@ -94,8 +124,10 @@ LayerResult layer_time(const Layer& l, const Params& p, const UnitSpeed& speed, 
     // 24-channel projections are not), so efficiency falls as I / (I + kdepth).
     const double k = static_cast<double>(l.macs) / static_cast<double>(l.output_elems);
     const double n = static_cast<double>(l.params) / k;
-    const double reuse = k * n / (k + n);
+    const double n_group = grouped ? n / static_cast<double>(l.groups) : n;
+    const double reuse = k * n_group / (k + n_group);
     rel *= reuse / (reuse + p.kdepth);
+    if (l.cls == LayerClass::kConv3x3 && p.wino_tiles) rel *= winograd_tile_share(*p.wino_tiles, std::sqrt(static_cast<double>(l.output_elems) / n));
   }
   const double compute =
       l.macs > 0 && rel > 0 ? static_cast<double>(l.macs) / (speed.peak_macs_per_s * p.eff * rel) : 0.0;
@@ -213,7 +245,7 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   const double act_bytes = precision_bytes(rp->compute == Precision::kInt4 ? Precision::kInt8 : rp->compute);
   const double weight_bytes = act_bytes;  // runtimes without INT4 kernels unpack INT4 weights at load
   std::set<std::string> used;
-  Params p = resolve(cal, *device, runtime->id, runtime->unit, rp->compute, used);
+  Params p = resolve(cal, *device, runtime->id, runtime->unit, rp->compute, o.legacy_timing, used);
 
   UnitSpeed speed;
   speed.dram_bytes_per_s = device->dram_gbs * 1e9;
@@ -239,6 +271,14 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   }
   if (speed.peak_macs_per_s <= 0) fail(ErrorCode::kCorruptFile, device->id + ": no peak compute for " + runtime->id);
 
+  // Layers the runtime's graph optimiser removes: TensorRT fuses a residual Add into the
+  // convolution's epilogue and writes Concat inputs in place (model.json "fuses").
+  const auto fuses = cal.fused_ops.find(runtime->id);
+  auto fused_away = [&](const Layer& l) {
+    if (fuses == cal.fused_ops.end() || !fuses->second.count(l.op)) return false;
+    // Only a two-activation Add (a residual join), not a bias or a broadcast scale.
+    return l.op != "Add" || l.input_elems == 2 * l.output_elems;
+  };
   double total_s = 0, memory_s = 0;
   std::vector<LayerTime> times;
   // Edge TPU: parameters are cached on chip in graph order until the SRAM is full; the rest
@@ -248,6 +288,7 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   for (std::size_t i = 0; i < cpu_from; ++i) {
     const Layer& l = model.layers[i];
     LayerResult r;
+    if (fused_away(l)) continue;
     if (runtime->unit == Unit::kTpu) {
       const double w = static_cast<double>(l.params) * weight_bytes;
       const bool on_chip = w <= sram_left;
@@ -284,7 +325,7 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
     const RuntimeSupport* cpu_rt = device->find_runtime("tflite");
     const Precision cpu_prec = cpu_rt && cpu_rt->find(Precision::kInt8) ? Precision::kInt8 : Precision::kFp32;
     const std::string cpu_name = cpu_rt ? cpu_rt->id : "tflite";
-    Params cp = resolve(cal, *device, cpu_name, Unit::kCpu, cpu_prec, used);
+    Params cp = resolve(cal, *device, cpu_name, Unit::kCpu, cpu_prec, o.legacy_timing, used);
     cp.ovh_s += cp.sync_s * (device->cpu_cores - 1);
     UnitSpeed cpu;
     const double s = device->cpu_cores / (1 + cp.sigma * (device->cpu_cores - 1));
@@ -314,8 +355,10 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
     ms += cal.get("post/" + device->id, "post", Unit::kCpu);
   }
   if (o.end_to_end) {
-    used.insert("e2e/" + device->id + "/" + runtime->id);
-    ms += cal.get("e2e/" + device->id + "/" + runtime->id, "e2e", Unit::kCpu);
+    // A demo's pre/post-processing (Python, OpenCV, NMS) runs on one CPU core: one figure per
+    // runtime's demo code at 1 GHz, scaled by the device's clock, not one per device.
+    used.insert("e2e/" + runtime->id);
+    ms += cal.get("e2e/" + runtime->id, "e2e", Unit::kCpu) * 1000.0 / std::max(1.0, e.cpu_mhz);
   }
   if (o.legacy_timing) {
     used.insert("legacy/" + runtime->id);
@@ -350,7 +393,15 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   // Memory: weights + the peak of live activations + the runtime's arena, against usable RAM.
   const auto kind_flash = cal.weights_in_flash.count(device->kind) > 0;
   e.weight_bytes = static_cast<std::int64_t>(static_cast<double>(model.total_params()) * weight_bytes);
-  e.activation_bytes = static_cast<std::int64_t>(static_cast<double>(model.peak_live_elems) * act_bytes);
+  // Host RAM holds the activations. An accelerator keeps the intermediate ones in its own memory
+  // (the Edge TPU's on-chip SRAM), so only the graph's input and output tensors live in host RAM,
+  // unless part of the graph falls back to the CPU.
+  double live_elems = static_cast<double>(model.peak_live_elems);
+  if (runtime->unit == Unit::kTpu && cpu_from == model.layers.size() && !model.layers.empty()) {
+    live_elems = std::min(live_elems, static_cast<double>(model.layers.front().input_elems) +
+                                          static_cast<double>(model.layers.back().output_elems));
+  }
+  e.activation_bytes = static_cast<std::int64_t>(live_elems * act_bytes);
   const auto arena = cal.arena_mb.find(runtime->id);
   e.arena_bytes = static_cast<std::int64_t>((arena != cal.arena_mb.end() ? arena->second : 8.0) * 1048576.0);
   e.peak_memory_bytes = (kind_flash ? 0 : e.weight_bytes) + e.activation_bytes + e.arena_bytes;
@@ -409,6 +460,22 @@ Calibration load(const std::string& dir) {
   for (const auto& [key, value] : model.at("arena_mb").items()) c.arena_mb[key] = value.get<double>();
   for (const auto& [key, value] : model.at("os_reserved_mb").items()) c.os_reserved_mb[key] = value.get<double>();
   for (const auto& k : model.at("weights_in_flash")) c.weights_in_flash.insert(k.get<std::string>());
+  if (model.contains("fuses")) {
+    for (const auto& [key, value] : model.at("fuses").items()) {
+      for (const auto& op : value) c.fused_ops[key].insert(op.get<std::string>());
+    }
+  }
+  if (model.contains("winograd_tiles")) {
+    for (const auto& [runtime, builds] : model.at("winograd_tiles").items()) {
+      for (const auto& [build, tiles] : builds.items()) {
+        for (const auto& m : tiles) {
+          if (!m.is_number_integer() || m.get<int>() < 1)
+            fail(ErrorCode::kCorruptFile, "model.json: winograd_tiles/" + runtime + "/" + build + " must hold positive integers");
+          c.winograd_tiles[runtime][build].push_back(m.get<int>());
+        }
+      }
+    }
+  }
   for (const auto& [key, value] : model.at("unsupported_ops").items()) {
     for (const auto& op : value) c.unsupported_ops[key].insert(op.get<std::string>());
   }

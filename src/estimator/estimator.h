@@ -36,6 +36,9 @@ struct Calibration {
   std::map<std::string, double> os_reserved_mb;                  // by device kind
   std::set<std::string> weights_in_flash;                        // device kinds
   std::map<std::string, std::set<std::string>> unsupported_ops;  // runtime -> IR op names
+  std::map<std::string, std::set<std::string>> fused_ops;        // runtime -> IR ops its optimiser removes
+  // Winograd output tiles m of F(m x m, 3 x 3) a runtime chooses from, per build ("current", "legacy").
+  std::map<std::string, std::map<std::string, std::vector<int>>> winograd_tiles;
   Interval default_interval;
   double uncalibrated_widen = 1.5;
   double prior_weight = 1;    // weight of the priors against the measurements in the fit

@@ -147,8 +147,11 @@ LayerTable build(const ir::Graph& g) {
         const std::int64_t channels = w.size() == 4 ? w[1] * group : 0;
         if (group > 1 && group == channels && w[1] == 1)
           layer.cls = LayerClass::kDepthwise;
-        else if (group > 1)
+        else if (group > 1) {
           layer.cls = LayerClass::kGroupedConv;
+          layer.groups = group;
+          layer.kernel_elems = w.size() == 4 ? w[2] * w[3] : 1;
+        }
         else if (one_by_one)
           layer.cls = LayerClass::kPointwise;
         else
@@ -206,7 +209,8 @@ LayerTable from_json(const json& doc, const std::string& source) {
   t.model = doc.value("model", std::string());
   t.peak_live_elems = doc.value("peak_live_elems", std::int64_t{0});
   for (const auto& row : doc["layers"]) {
-    // Rows are compact arrays: [name, op, class, macs, params, input_elems, output_elems, zero_weights].
+    // Rows are compact arrays: [name, op, class, macs, params, input_elems, output_elems, zero_weights],
+    // grouped convs add [groups, kernel_elems].
     if (!row.is_array() || row.size() < 7)
       fail(ErrorCode::kCorruptFile, source + ": a layer row must be [name, op, class, macs, params, in, out]");
     Layer l;
@@ -220,7 +224,11 @@ LayerTable from_json(const json& doc, const std::string& source) {
     l.input_elems = row[5].get<std::int64_t>();
     l.output_elems = row[6].get<std::int64_t>();
     if (row.size() > 7) l.zero_weights = row[7].get<std::int64_t>();
-    if (l.macs < 0 || l.params < 0 || l.input_elems < 0 || l.output_elems < 0) {
+    if (row.size() > 9) {
+      l.groups = row[8].get<std::int64_t>();
+      l.kernel_elems = row[9].get<std::int64_t>();
+    }
+    if (l.macs < 0 || l.params < 0 || l.input_elems < 0 || l.output_elems < 0 || l.groups < 1 || l.kernel_elems < 0) {
       fail(ErrorCode::kCorruptFile, source + ": layer '" + l.name + "' has a negative count");
     }
     t.layers.push_back(std::move(l));
@@ -260,12 +268,19 @@ Result<LayerTable> layers_from_graph(const ir::Graph& graph) {
 json layer_table_to_json(const LayerTable& table) {
   json rows = json::array();
   for (const auto& l : table.layers) {
-    rows.push_back(json::array(
-        {l.name, l.op, layer_class_name(l.cls), l.macs, l.params, l.input_elems, l.output_elems, l.zero_weights}));
+    json row = json::array(
+        {l.name, l.op, layer_class_name(l.cls), l.macs, l.params, l.input_elems, l.output_elems, l.zero_weights});
+    if (l.groups > 1) {
+      row.push_back(l.groups);
+      row.push_back(l.kernel_elems);
+    }
+    rows.push_back(std::move(row));
   }
   return {{"format", "edgeopt-layer-table-1"},
           {"model", table.model},
-          {"columns", {"name", "op", "class", "macs", "params", "input_elems", "output_elems", "zero_weights"}},
+          {"columns",
+           {"name", "op", "class", "macs", "params", "input_elems", "output_elems", "zero_weights", "groups",
+            "kernel_elems"}},
           {"total_macs", table.total_macs()},
           {"total_params", table.total_params()},
           {"peak_live_elems", table.peak_live_elems},

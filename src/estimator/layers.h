@@ -40,6 +40,10 @@ struct Layer {
   std::int64_t input_elems = 0;  // non-constant input elements
   std::int64_t output_elems = 0;
   std::int64_t zero_weights = 0;  // exact zeros among the weights (unstructured sparsity)
+  // Grouped convs only (class grouped_conv): the group count and kernel elements (kh x kw). The
+  // runtimes run such a conv as `groups` dense convs of Cin/groups -> Cout/groups channels.
+  std::int64_t groups = 1;
+  std::int64_t kernel_elems = 0;
 };
 
 struct LayerTable {

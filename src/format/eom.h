@@ -2,6 +2,7 @@
 // constants may be f32, f16, int8, packed int4 or sparse. Versioned; see docs/format.md.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -13,8 +14,13 @@
 namespace edgeopt::format {
 
 inline constexpr char kEomMagic[4] = {'E', 'O', 'M', 'F'};
-// Version 2 deflates the JSON header (zlib); readers still read version 1 (plain JSON).
-inline constexpr std::uint32_t kEomVersion = 2;
+// Version 3 adds a CRC32C of the header and one of the tensor data to the preamble, checked on
+// load; version 2 deflates the JSON header (zlib); readers still read versions 1 and 2, which
+// carry no checksum (EomModel::note says so).
+inline constexpr std::uint32_t kEomVersion = 3;
+
+// CRC-32C (Castagnoli, the iSCSI polynomial 0x1EDC6F41, reflected), as .eom v3 stores it.
+std::uint32_t crc32c(std::string_view bytes, std::uint32_t crc = 0);
 
 struct EomWriteOptions {
   // For constants read as the weight (input 1) of Conv, Gemm and MatMul.
@@ -35,6 +41,8 @@ Result<std::string> write_eom_bytes(const ir::Graph& graph, const EomWriteOption
 struct EomModel {
   ir::Graph graph;
   std::map<int, EncodedTensor> encoded;
+  std::uint32_t version = 0;
+  std::string note;  // for files older than v3: they carry no checksum, damage goes unnoticed
 };
 
 Result<ir::Graph> read_eom(const std::string& path);

@@ -1,11 +1,19 @@
 #include "importers/import.h"
 
+#include "common/sandbox.h"
 #include "format/eom.h"
+#include "importers/isolated.h"
 
 #include <onnx/onnx_pb.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <system_error>
@@ -25,21 +33,36 @@ constexpr const char* kExportOnnx = "torch.onnx.export(model.eval(), torch.randn
 // user block of 512, 1024 or 2048 bytes) and for a look at a pickle's class names.
 constexpr std::size_t kHeadBytes = 1 << 20;
 
-std::string read_head(const std::string& path, std::size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(ErrorCode::kIo, "cannot open '" + path + "' for reading", "check the path and its permissions");
-  std::string bytes(max_bytes, '\0');
-  in.read(bytes.data(), static_cast<std::streamsize>(max_bytes));
-  if (in.bad()) fail(ErrorCode::kIo, "cannot read '" + path + "'", "check that the file is readable");
-  bytes.resize(static_cast<std::size_t>(in.gcount()));
-  return bytes;
+// Opens only regular files: a FIFO or a device would block in open() or read forever. O_NONBLOCK
+// makes the open of a FIFO return at once, so fstat can refuse it.
+int open_regular(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) fail(ErrorCode::kIo, "cannot open '" + path + "' for reading: " + std::strerror(errno), "check the path and its permissions");
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    fail(ErrorCode::kInvalidArgument, "'" + path + "' is not a regular file (a pipe, device or socket)", "pass the model file itself");
+  }
+  return fd;
 }
 
-std::string read_all(const std::string& path) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec) fail(ErrorCode::kIo, "cannot read the size of '" + path + "': " + ec.message());
-  return read_head(path, static_cast<std::size_t>(size));
+// At most max_bytes from the start of the file, read in bounded pieces.
+std::string read_head(const std::string& path, std::size_t max_bytes) {
+  const int fd = open_regular(path);
+  std::string bytes;
+  std::string piece(std::min<std::size_t>(max_bytes, 1 << 20), '\0');
+  while (bytes.size() < max_bytes) {
+    const ssize_t n = ::read(fd, piece.data(), std::min(piece.size(), max_bytes - bytes.size()));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      ::close(fd);
+      fail(ErrorCode::kIo, "cannot read '" + path + "'", "check that the file is readable");
+    }
+    if (n == 0) break;
+    bytes.append(piece.data(), static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return bytes;
 }
 
 bool starts_with_at(const std::string& bytes, std::size_t offset, std::string_view magic) {
@@ -125,9 +148,13 @@ ModelFormat detect_zip(const std::string& path) {
 }
 
 bool is_onnx(const std::string& path) {
-  const std::string bytes = read_all(path);
+  // A protobuf message is at most 2 GiB: a larger file is not ONNX, and is never read whole.
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path, ec);
+  if (ec || size > static_cast<std::uintmax_t>(INT32_MAX)) return false;
+  const std::string bytes = read_head(path, static_cast<std::size_t>(size));
   onnx::ModelProto model;
-  if (bytes.size() > static_cast<std::size_t>(INT32_MAX) || !model.ParseFromString(bytes)) return false;
+  if (!model.ParseFromString(bytes)) return false;
   return model.has_graph() && (model.ir_version() > 0 || model.opset_import_size() > 0);
 }
 
@@ -149,7 +176,7 @@ const char* model_format_name(ModelFormat format) {
   return "?";
 }
 
-Result<ModelFormat> detect_model_format(const std::string& path) {
+Result<ModelFormat> detect_model_format_in_process(const std::string& path) {
   return capture([&]() -> ModelFormat {
     std::error_code ec;
     const auto status = std::filesystem::status(path, ec);
@@ -161,6 +188,9 @@ Result<ModelFormat> detect_model_format(const std::string& path) {
            std::string("pass one file: ") + kSupportedList +
                " (a TensorFlow SavedModel folder is not supported; "
                "save a Keras model with model.save(\"model.keras\") or export ONNX)");
+    }
+    if (!std::filesystem::is_regular_file(status)) {
+      fail(ErrorCode::kInvalidArgument, "'" + path + "' is not a regular file (a pipe, device or socket)", "pass the model file itself");
     }
     const std::string head = read_head(path, kHeadBytes);
     if (head.empty()) {
@@ -178,10 +208,36 @@ Result<ModelFormat> detect_model_format(const std::string& path) {
   });
 }
 
+// Detection parses the file (ZIP directory, protobuf), so it runs in the sandbox too; only the
+// checks that open nothing run here.
+Result<ModelFormat> detect_model_format(const std::string& path) {
+  std::error_code ec;
+  const auto status = std::filesystem::status(path, ec);
+  if (ec || !std::filesystem::exists(status) || !std::filesystem::is_regular_file(status) || sandbox::inside()) {
+    return detect_model_format_in_process(path);  // the clear error for a missing file, folder or FIFO
+  }
+  sandbox::Policy policy = import_policy(path);
+  policy.what = "telling the model's format";
+  Result<std::string> reply = sandbox::run(
+      [&]() -> Result<std::string> {
+        Result<ModelFormat> format = detect_model_format_in_process(path);
+        if (!format) return format.error();
+        return std::string(1, static_cast<char>(format.value()));
+      },
+      path, policy);
+  if (!reply) return reply.error();
+  if (reply->size() != 1 || reply->front() < 0 || reply->front() > static_cast<char>(ModelFormat::kEom)) {
+    return Error{ErrorCode::kInternal, path + ": the format detection sent an unreadable reply"};
+  }
+  return static_cast<ModelFormat>(reply->front());
+}
+
 Result<ImportedModel> import_model_without_torch(const std::string& path) {
   Result<ModelFormat> format = detect_model_format(path);
   if (!format) return format.error();
-  Result<ir::Graph> graph = [&]() -> Result<ir::Graph> {
+  // ONNX may keep its weights in files beside the model (external data, confined to its folder).
+  const sandbox::Policy policy = import_policy(path, format.value() == ModelFormat::kOnnx);
+  Result<ir::Graph> graph = import_isolated([&]() -> Result<ir::Graph> {
     switch (format.value()) {
       case ModelFormat::kOnnx:
         return onnx_import::import_file(path);
@@ -197,7 +253,7 @@ Result<ImportedModel> import_model_without_torch(const std::string& path) {
     return Error{ErrorCode::kUnsupportedFormat,
                  "'" + path + "' is TorchScript, which is lowered by the LibTorch backend",
                  "load it with pipeline::load_model(), which covers every format"};
-  }();
+  }, path, policy);
   if (!graph) return graph.error();
   return ImportedModel{format.value(), std::move(graph).value()};
 }

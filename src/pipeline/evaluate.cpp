@@ -34,6 +34,7 @@ Status check_labels_match(const backend::Executor& model, const data::Dataset& d
 Result<EvalResult> evaluate(backend::Executor& model, const data::ImageSet& images, const InputSpec& spec,
                             const Normalization& norm, const EvalOptions& options) {
   const auto start = std::chrono::steady_clock::now();
+  if (options.limit < 0) return Error{ErrorCode::kInvalidArgument, "--limit must be 0 (the whole test split) or a positive number of images, not " + std::to_string(options.limit), "e.g. --limit 1000"};
   const std::int64_t total = options.limit > 0 ? std::min(options.limit, images.count) : images.count;
   if (total <= 0) return Error{ErrorCode::kInvalidArgument, "no test images to evaluate on"};
   const std::int64_t per = spec.layout == ir::Layout::kNC ? images.height * images.width * images.channels : spec.channels * spec.height * spec.width;
@@ -42,11 +43,14 @@ Result<EvalResult> evaluate(backend::Executor& model, const data::ImageSet& imag
                  "the images give " + std::to_string(per) + " values per sample, the model takes " + std::to_string(model.input_elements()),
                  "check that the dataset matches the model's input"};
   }
+  if (options.batch_size <= 0) return Error{ErrorCode::kInvalidArgument, "the batch size must be positive"};
   const std::int64_t classes = model.output_elements();
+  // A batch of large images is made smaller instead of taking gigabytes (256 MiB of input at most).
+  const std::int64_t batch_size = std::max<std::int64_t>(1, std::min<std::int64_t>(options.batch_size, (std::int64_t{64} << 20) / std::max<std::int64_t>(per, 1)));
   EvalResult result;
   std::vector<float> batch;
-  for (std::int64_t begin = 0; begin < total; begin += options.batch_size) {
-    const std::int64_t end = std::min(total, begin + options.batch_size);
+  for (std::int64_t begin = 0; begin < total; begin += batch_size) {
+    const std::int64_t end = std::min(total, begin + batch_size);
     prepare_batch(images, begin, end, spec, norm, batch);
     Result<std::vector<float>> out = model.run(batch.data(), end - begin);
     if (!out) return out.error();

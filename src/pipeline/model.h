@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/error.h"
 #include "importers/import.h"
 
@@ -15,5 +17,10 @@ struct LoadModelOptions {
 };
 
 Result<ImportedModel> load_model(const std::string& path, const LoadModelOptions& options = {});
+
+// What `inspect --json` prints and the server answers an upload with: format, producer, params,
+// MACs per sample, inputs and outputs (shape, dtype, layout) and every layer. `path` is reported
+// as "file" and its size read from disk.
+nlohmann::json model_summary(const ImportedModel& model, const std::string& path);
 
 }  // namespace edgeopt::pipeline

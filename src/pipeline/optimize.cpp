@@ -211,39 +211,50 @@ std::int64_t peak_memory(const ir::Graph& graph) {
 }
 
 // A few test images kept with the results, preprocessed as the model wants them, so a
-// deployment package can check a runtime's outputs against EdgeOpt's (src/deploy).
+// deployment package can check a runtime's outputs against EdgeOpt's (src/deploy). The same
+// images on every step and machine: an even stride over the test split.
 struct Samples {
   NpyArray inputs;
   std::vector<std::int32_t> labels;
-  std::vector<std::string> images;  // PNG files of the first few, for the examples
+  data::ImageSet images;
 };
 constexpr std::int64_t kSampleCount = 16;
 constexpr std::int64_t kSampleImages = 2;
 
-Samples write_samples(const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm,
-                      const OptimizeOptions& options) {
+Samples sample_set(const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm) {
   Samples s;
-  const data::ImageSet subset = strided_subset(dataset.test, std::min(kSampleCount, dataset.test.count));
-  prepare_batch(subset, 0, subset.count, spec, norm, s.inputs.data);
+  s.images = strided_subset(dataset.test, std::min(kSampleCount, dataset.test.count));
+  prepare_batch(s.images, 0, s.images.count, spec, norm, s.inputs.data);
   s.inputs.shape = graph.value(graph.inputs[0]).shape;
-  s.inputs.shape[0] = subset.count;
-  s.labels = subset.labels;
+  s.inputs.shape[0] = s.images.count;
+  s.labels = s.images.labels;
+  return s;
+}
+
+std::vector<std::string> sample_image_names(const data::Dataset& dataset) {
+  std::vector<std::string> names;
+  for (std::int64_t k = 0; k < std::min({kSampleImages, kSampleCount, dataset.test.count}); ++k) names.push_back("sample_" + std::to_string(k) + ".png");
+  return names;
+}
+
+// samples/inputs.npy and PNGs of the first images, written once (by the baseline step).
+void write_samples(const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm,
+                   const OptimizeOptions& options) {
+  const Samples s = sample_set(graph, dataset, spec, norm);
   const fs::path dir = fs::path(options.out_dir) / "samples";
   fs::create_directories(dir);
   if (Status st = write_npy((dir / "inputs.npy").string(), s.inputs); !st) throw Failure{st.error()};
-  for (std::int64_t k = 0; k < std::min(kSampleImages, subset.count); ++k) {
-    auto png = data::encode_png(subset, k);
+  const std::vector<std::string> names = sample_image_names(dataset);
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    auto png = data::encode_png(s.images, static_cast<std::int64_t>(k));
     if (!png) throw Failure{png.error()};
-    const std::string name = "sample_" + std::to_string(k) + ".png";
-    if (Status st = write_file_atomic((dir / name).string(), png.value()); !st) throw Failure{st.error()};
-    s.images.push_back(name);
+    if (Status st = write_file_atomic((dir / names[k]).string(), png.value()); !st) throw Failure{st.error()};
   }
-  return s;
 }
 
 // Everything but latency: safe to run while other techniques work (it only costs time).
 void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteOptions& encoding, const data::Dataset& dataset,
-                    const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options, const Samples& samples) {
+                    const InputSpec& spec, const Normalization& norm, const OptimizeOptions& options) {
   const std::string path = (fs::path(options.out_dir) / (m.technique + ".eom")).string();
   if (Status s = format::write_eom(graph, path, encoding); !s) fail(s.error().code, s.error().message, s.error().hint);
   m.artifact = path;
@@ -272,6 +283,7 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
     m.exports.push_back({{"format", "onnx"}, {"kind", m.precision == "int8" ? "qdq_int8" : "fp32"}, {"runtime", "onnxruntime"},
                          {"path", fs::path(m.onnx_artifact).filename().string()}, {"size_bytes", static_cast<std::int64_t>(fs::file_size(m.onnx_artifact))}});
   }
+  const Samples samples = sample_set(graph, dataset, spec, norm);
   auto outputs = exec.value()->run(samples.inputs.data.data(), samples.inputs.shape[0]);
   if (!outputs) fail(outputs.error().code, outputs.error().message, outputs.error().hint);
   NpyArray out;
@@ -279,6 +291,7 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
   out.shape[0] = samples.inputs.shape[0];
   out.data = std::move(outputs).value();
   m.reference_outputs = m.technique + ".outputs.npy";
+  fs::create_directories(fs::path(options.out_dir) / "samples");
   if (Status s = write_npy((fs::path(options.out_dir) / "samples" / m.reference_outputs).string(), out); !s) fail(s.error().code, s.error().message, s.error().hint);
 }
 
@@ -462,217 +475,369 @@ json to_json(const Measured& m, double baseline_accuracy) {
   return j;
 }
 
+// A step's record: every field, so a later step (possibly on another machine) continues from it.
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Measured, technique, status, error, precision, accuracy, ci_low, ci_high, samples,
+                                                size_bytes, size_gzip_bytes, artifact, onnx_artifact, onnx_note, params, nonzero_params,
+                                                macs, peak_memory_bytes, latency_p50_1t, latency_p95_1t, latency_p50_all, latency_p95_all,
+                                                all_threads, seconds, estimated_seconds, parameters, notes, metrics, estimates,
+                                                reference_outputs, exports)
+
 }  // namespace
 
-Result<json> optimize(const std::string& model_path, const OptimizeOptions& options) {
-  return capture([&]() -> json {
-    const auto start = std::chrono::steady_clock::now();
-    auto report = [&](const std::string& t, double f, const std::string& msg) {
-      if (options.progress) options.progress(t, f, msg);
-    };
-    // Everything that can be refused is checked before any work starts.
-    std::vector<const techniques::Technique*> chosen;
+// Every number of the request is finite and in range, no technique is named twice, and the
+// output folder is one we may fill: not a file, not the root or a system folder.
+void validate(const OptimizeOptions& options) {
+  auto bad = [](const std::string& what, const std::string& hint) { fail(ErrorCode::kInvalidArgument, what, hint); };
+  auto check_number = [&](const std::optional<double>& v, const char* flag, double max) {
+    if (v && (!std::isfinite(*v) || *v < 0 || *v > max)) {
+      bad(std::string(flag) + " must be a number from 0 to " + (max == HUGE_VAL ? std::string("any size") : std::to_string(static_cast<long long>(max))) + ", not " + std::to_string(*v),
+          "leave it out for no limit");
+    }
+  };
+  check_number(options.limits.max_accuracy_drop_points, "--max-accuracy-drop", 100);
+  check_number(options.limits.max_accuracy_drop_percent, "--max-accuracy-drop-pct", 100);
+  check_number(options.limits.max_latency_ms, "--max-latency-ms", HUGE_VAL);
+  if (options.limits.max_size_bytes && *options.limits.max_size_bytes < 0) bad("--max-size-mb must not be negative", "leave it out for no limit");
+  if (options.limits.max_memory_bytes && *options.limits.max_memory_bytes < 0) bad("the memory limit must not be negative", "leave it out for no limit");
+  if (options.eval_limit < 0) bad("--limit must be 0 (the whole test split) or a positive number of images, not " + std::to_string(options.eval_limit), "e.g. --limit 1000");
+  if (options.max_train_images < 0) bad("--max-train-images must not be negative", "e.g. --max-train-images 2000");
+  if (options.jobs < 0 || options.jobs > 64) bad("--jobs must be from 0 (automatic) to 64", "e.g. --jobs 2");
+  if (options.latency_runs < 1 || options.latency_runs > 100000) bad("latency runs must be from 1 to 100000", "");
+  for (std::size_t i = 0; i < options.techniques.size(); ++i) {
+    for (std::size_t k = 0; k < i; ++k) {
+      if (options.techniques[i] == options.techniques[k]) {
+        bad("--techniques names '" + options.techniques[i] + "' twice", "name each technique once; --param changes its settings");
+      }
+    }
+  }
+  if (options.out_dir.empty()) bad("--out is empty", "give the folder for the results, e.g. --out edgeopt-out");
+  std::error_code ec;
+  const fs::path out = fs::weakly_canonical(fs::absolute(options.out_dir, ec), ec);
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) {
+    bad("--out '" + options.out_dir + "' exists and is not a folder", "give a new or existing folder for the results");
+  }
+  // Never the root or a top-level folder itself, and nothing inside the system's own trees.
+  static const std::vector<std::string> top = {"/", "/home", "/tmp", "/var", "/root", "/opt", "/srv", "/mnt", "/media", "/run"};
+  static const std::vector<std::string> trees = {"/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/sbin", "/sys", "/usr"};
+  const std::string canonical = out.string();
+  bool system = std::find(top.begin(), top.end(), canonical) != top.end();
+  for (const std::string& tree : trees) system = system || canonical == tree || canonical.rfind(tree + "/", 0) == 0;
+  if (system) bad("--out '" + options.out_dir + "' is a system folder (" + canonical + ")", "give a folder of your own for the results, e.g. --out edgeopt-out");
+}
+
+struct OptimizeRun::State {
+  std::string model_path;
+  OptimizeOptions options;
+  std::vector<const techniques::Technique*> chosen;
+  std::vector<std::unique_ptr<techniques::Technique>> configured;  // --param copies that `chosen` points into
+  estimator::DeviceCatalog catalog;
+  estimator::Calibration calibration;
+  std::vector<std::string> devices;
+  ImportedModel model;
+  InputSpec spec;
+  data::Dataset dataset;
+
+  void report(const std::string& t, double f, const std::string& msg) const {
+    if (options.progress) options.progress(t, f, msg);
+  }
+  bool cancelled() const { return options.cancel && options.cancel->load(); }
+  std::string path_in_out(const std::string& name) const { return (fs::path(options.out_dir) / name).string(); }
+
+  // The normalisation a baseline record settled on (--normalize auto is resolved there).
+  Normalization normalization(const json& baseline_record) const {
+    auto norm = parse_normalization(baseline_record.at("normalization").get<std::string>());
+    if (!norm) throw Failure{norm.error()};
+    return norm.value();
+  }
+  // Calibration and fine-tuning read the training split only (never the test split).
+  data::ImageSet training_images() const {
+    return options.max_train_images > 0 && options.max_train_images < dataset.train.count
+               ? strided_subset(dataset.train, options.max_train_images)
+               : dataset.train;
+  }
+  void add_estimates(const ir::Graph& graph, Measured& m) const {
+    const auto p = estimator::precision_from_name(m.precision).value_or(estimator::Precision::kFp32);
+    m.estimates = json::array();
+    for (const std::string& d : devices) {
+      estimator::EstimateOptions eo;
+      eo.device = d;
+      eo.precision = p;
+      auto e = estimator::estimate_graph(graph, catalog, calibration, eo);
+      if (e) m.estimates.push_back(estimator::estimate_to_json(e.value()));
+      else m.estimates.push_back({{"device", d}, {"error", e.error().message}});
+    }
+  }
+};
+
+OptimizeRun::OptimizeRun(std::unique_ptr<State> state) : state_(std::move(state)) {}
+OptimizeRun::~OptimizeRun() = default;
+
+std::vector<std::string> OptimizeRun::techniques() const {
+  std::vector<std::string> ids;
+  for (const auto* t : state_->chosen) ids.emplace_back(t->id());
+  return ids;
+}
+
+Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_path, const OptimizeOptions& options) {
+  return capture([&]() -> std::unique_ptr<OptimizeRun> {
+    validate(options);
+    auto st = std::make_unique<State>();
+    st->model_path = model_path;
+    st->options = options;
     std::string valid;
     for (const auto* r : techniques::registry()) valid += (valid.empty() ? "" : ", ") + std::string(r->id());
     if (options.techniques.empty()) {
-      chosen = techniques::registry();
+      st->chosen = techniques::registry();
     } else {
       for (const std::string& id : options.techniques) {
         const techniques::Technique* t = techniques::find_technique(id);
         if (!t) fail(ErrorCode::kInvalidArgument, "unknown technique '" + id + "'", "available in this version: " + valid);
-        chosen.push_back(t);
+        st->chosen.push_back(t);
       }
     }
     // --param overrides: a configured copy of each technique they name.
-    std::vector<std::unique_ptr<techniques::Technique>> configured;
     for (const auto& [id, values] : options.params) {
-      const auto it = std::find_if(chosen.begin(), chosen.end(), [&](const techniques::Technique* t) { return t->id() == id; });
-      if (it == chosen.end()) {
+      const auto it = std::find_if(st->chosen.begin(), st->chosen.end(), [&](const techniques::Technique* t) { return t->id() == id; });
+      if (it == st->chosen.end()) {
         fail(ErrorCode::kInvalidArgument, "--param names '" + id + "', which this run does not include",
              techniques::find_technique(id) ? "add it to --techniques" : "techniques: " + valid);
       }
       auto copy = (*it)->with_params(values);
       if (!copy) throw Failure{copy.error()};
       *it = copy.value().get();
-      configured.push_back(std::move(copy).value());
+      st->configured.push_back(std::move(copy).value());
     }
     const std::string data_dir = options.resources_dir.empty() ? estimator::find_data_dir() : options.resources_dir;
     auto catalog = estimator::load_device_catalog(data_dir + "/devices");
     if (!catalog) throw Failure{catalog.error()};
+    st->catalog = std::move(catalog).value();
     auto calibration = estimator::load_calibration(data_dir + "/estimator");
     if (!calibration) throw Failure{calibration.error()};
-    std::vector<std::string> devices = options.devices;
-    if (devices.empty()) {
-      for (const auto& d : catalog->devices) devices.push_back(d.id);
+    st->calibration = std::move(calibration).value();
+    st->devices = options.devices;
+    if (st->devices.empty()) {
+      for (const auto& d : st->catalog.devices) st->devices.push_back(d.id);
     }
-    for (const std::string& d : devices) {
-      if (!catalog->find(d)) fail(ErrorCode::kInvalidArgument, "unknown device '" + d + "'", "valid devices: " + catalog->id_list());
+    for (const std::string& d : st->devices) {
+      if (!st->catalog.find(d)) fail(ErrorCode::kInvalidArgument, "unknown device '" + d + "'", "valid devices: " + st->catalog.id_list());
     }
-    if (!options.device.empty() && !catalog->find(options.device)) {
-      fail(ErrorCode::kInvalidArgument, "unknown device '" + options.device + "'", "valid devices: " + catalog->id_list());
+    if (!options.device.empty() && !st->catalog.find(options.device)) {
+      fail(ErrorCode::kInvalidArgument, "unknown device '" + options.device + "'", "valid devices: " + st->catalog.id_list());
+    }
+    if (options.normalize != "auto") {
+      if (auto norm = parse_normalization(options.normalize); !norm) throw Failure{norm.error()};
     }
     auto model = load_model(model_path);
     if (!model) throw Failure{model.error()};
-    auto spec = input_spec(model->graph);
+    st->model = std::move(model).value();
+    auto spec = input_spec(st->model.graph);
     if (!spec) throw Failure{spec.error()};
-    // "auto" is resolved once the dataset is loaded, on training images.
-    Result<Normalization> norm = options.normalize == "auto" ? Result<Normalization>(Normalization{}) : parse_normalization(options.normalize);
-    if (!norm) throw Failure{norm.error()};
+    st->spec = spec.value();
     data::LoadOptions load;
     load.data_dir = options.data_dir;
     load.allow_download = options.allow_download;
-    if (spec->layout != ir::Layout::kNC) {
-      load.image_height = spec->height;
-      load.image_width = spec->width;
-      load.image_channels = spec->channels;
+    if (st->spec.layout != ir::Layout::kNC) {
+      load.image_height = st->spec.height;
+      load.image_width = st->spec.width;
+      load.image_channels = st->spec.channels;
     }
     auto dataset = data::load_dataset(options.dataset, load);
     if (!dataset) throw Failure{dataset.error()};
+    st->dataset = std::move(dataset).value();
+    auto probe = backend::Executor::create(st->model.graph);
+    if (!probe) throw Failure{probe.error()};
+    if (Status s = check_labels_match(*probe.value(), st->dataset); !s) throw Failure{s.error()};
     {
-      auto probe = backend::Executor::create(model->graph);
-      if (!probe) throw Failure{probe.error()};
-      if (Status s = check_labels_match(*probe.value(), dataset.value()); !s) throw Failure{s.error()};
-      if (options.normalize == "auto") {
-        auto choice = choose_normalization(*probe.value(), dataset->train, spec.value());
-        if (!choice) throw Failure{choice.error()};
-        norm = choice->chosen;
-        std::string tried;
-        for (const auto& [name, acc] : choice->tried) tried += (tried.empty() ? "" : ", ") + name + " " + std::to_string(100 * acc).substr(0, 5) + " %";
-        report("fp32", 0.0, "--normalize auto chose " + norm->name + " on " + std::to_string(choice->slice) + " training images (" + tried + ")");
+      std::error_code ec;
+      fs::create_directories(options.out_dir, ec);
+      if (ec || !fs::is_directory(options.out_dir, ec)) {
+        fail(ErrorCode::kIo, "cannot create the output folder '" + options.out_dir + "': " + ec.message(),
+             "give a folder you can write to with --out");
       }
     }
-    fs::create_directories(options.out_dir);
+    return std::unique_ptr<OptimizeRun>(new OptimizeRun(std::move(st)));
+  });
+}
 
-    auto estimates_for = [&](const ir::Graph& graph, const std::string& precision, Measured& m) {
-      const auto p = estimator::precision_from_name(precision).value_or(estimator::Precision::kFp32);
-      for (const std::string& d : devices) {
-        estimator::EstimateOptions eo;
-        eo.device = d;
-        eo.precision = p;
-        auto e = estimator::estimate_graph(graph, catalog.value(), calibration.value(), eo);
-        if (e) m.estimates.push_back(estimator::estimate_to_json(e.value()));
-        else m.estimates.push_back({{"device", d}, {"error", e.error().message}});
-      }
-    };
-
-    // Baseline.
+Result<json> OptimizeRun::baseline() {
+  return capture([&]() -> json {
+    State& st = *state_;
+    std::string normalize = st.options.normalize;
+    if (normalize == "auto") {
+      auto probe = backend::Executor::create(st.model.graph);
+      if (!probe) throw Failure{probe.error()};
+      auto choice = choose_normalization(*probe.value(), st.dataset.train, st.spec);
+      if (!choice) throw Failure{choice.error()};
+      normalize = choice->chosen.name;
+      std::string tried;
+      for (const auto& [name, acc] : choice->tried) tried += (tried.empty() ? "" : ", ") + name + " " + std::to_string(100 * acc).substr(0, 5) + " %";
+      st.report("fp32", 0.0, "--normalize auto chose " + normalize + " on " + std::to_string(choice->slice) + " training images (" + tried + ")");
+    }
+    json record{{"normalization", normalize}};
+    const Normalization norm = st.normalization(record);
     Measured baseline;
     baseline.technique = "fp32";
-    report("fp32", 0.0, "measuring the baseline");
-    const Samples samples = write_samples(model->graph, dataset.value(), spec.value(), norm.value(), options);
-    measure_static(baseline, model->graph, {}, dataset.value(), spec.value(), norm.value(), options, samples);
-    estimates_for(model->graph, "fp32", baseline);
-    report("fp32", 1.0, "accuracy measured; latency is measured with the variants");
+    st.report("fp32", 0.0, "measuring the baseline");
+    write_samples(st.model.graph, st.dataset, st.spec, norm, st.options);
+    measure_static(baseline, st.model.graph, {}, st.dataset, st.spec, norm, st.options);
+    st.report("fp32", 1.0, "accuracy measured; latency is measured with the variants");
+    // What each technique will take is estimated from this: its work in image passes times the
+    // baseline's measured forward time per image on one thread (the techniques' setting).
+    record["pass_seconds"] = seconds_per_image_pass(st.model.graph, st.training_images(), st.spec, norm);
+    record["measured"] = baseline;
+    const double pass_seconds = record["pass_seconds"].get<double>();
+    const std::int64_t train_count = st.training_images().count;
+    for (const techniques::Technique* t : st.chosen) {
+      const double e = t->estimate_work(train_count).image_passes * pass_seconds;
+      st.report(std::string(t->id()), 0.0,
+                e < 1 ? "queued, under a second of work (estimate)" : "queued, about " + std::to_string(static_cast<long long>(std::ceil(e))) + " s (estimate)");
+    }
+    return record;
+  });
+}
 
-    // The techniques, `jobs` at a time, each on one LibTorch thread. Every worker writes its own
-    // slot; latency is measured afterwards with the machine to itself.
-    const int jobs = std::max(1, std::min<int>(options.jobs > 0 ? options.jobs : default_jobs(), static_cast<int>(chosen.size())));
-    // Calibration and fine-tuning read the training split only (never the test split).
-    const data::ImageSet train = options.max_train_images > 0 && options.max_train_images < dataset->train.count
-                                     ? strided_subset(dataset->train, options.max_train_images)
-                                     : dataset->train;
-    std::vector<Measured> variants(chosen.size());
-    std::vector<std::optional<techniques::Output>> outputs(chosen.size());
-    // What each technique will take, estimated before it starts: its work in image passes times
-    // the baseline's measured forward time per image on one thread (the techniques' setting).
-    const double pass_seconds = seconds_per_image_pass(model->graph, train, spec.value(), norm.value());
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-      variants[i].technique = std::string(chosen[i]->id());
-      variants[i].estimated_seconds = chosen[i]->estimate_work(train.count).image_passes * pass_seconds;
-      for (const techniques::Param& p : chosen[i]->params()) variants[i].parameters[p.name] = p.value;
-      const double e = variants[i].estimated_seconds;
-      report(variants[i].technique, 0.0,
-             e < 1 ? "queued, under a second of work (estimate)" : "queued, about " + std::to_string(static_cast<long long>(std::ceil(e))) + " s (estimate)");
+Result<json> OptimizeRun::technique(const std::string& id, const json& baseline_record) {
+  return capture([&]() -> json {
+    const State& st = *state_;
+    const auto it = std::find_if(st.chosen.begin(), st.chosen.end(), [&](const techniques::Technique* t) { return t->id() == id; });
+    if (it == st.chosen.end()) fail(ErrorCode::kInvalidArgument, "technique '" + id + "' is not part of this run");
+    const techniques::Technique* t = *it;
+    const Normalization norm = st.normalization(baseline_record);
+    const data::ImageSet train = st.training_images();
+    Measured m;
+    m.technique = id;
+    m.estimated_seconds = t->estimate_work(train.count).image_passes * baseline_record.value("pass_seconds", 0.0);
+    for (const techniques::Param& p : t->params()) m.parameters[p.name] = p.value;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (st.cancelled()) {
+      m.status = "failed";
+      m.error = "cancelled before it started";
+      st.report(id, 1.0, "cancelled");
+      return json{{"measured", m}};
     }
-    std::atomic<std::size_t> next{0};
-    auto work = [&] {
-      backend::set_threads(1);
-      for (std::size_t i = next++; i < chosen.size(); i = next++) {
-        const techniques::Technique* t = chosen[i];
-        Measured& m = variants[i];
-        const auto t0 = std::chrono::steady_clock::now();
-        if (options.cancel && options.cancel->load()) {
-          m.status = "failed";
-          m.error = "cancelled before it started";
-          report(m.technique, 1.0, "cancelled");
-          continue;
-        }
-        techniques::Context ctx;
-        ctx.baseline = &model->graph;
-        ctx.train = &train;
-        ctx.spec = spec.value();
-        ctx.norm = norm.value();
-        ctx.progress = [&report, &m](double f, const std::string& msg) { report(m.technique, f, msg); };
-        ctx.cancelled = [&] { return options.cancel && options.cancel->load(); };
-        report(m.technique, 0.0, "started");
-        Result<techniques::Output> out = t->run(ctx);
-        if (!out) {
-          m.status = "failed";
-          m.error = out.error().to_string();
-        } else {
-          try {
-            m.precision = out->precision;
-            m.notes = out->notes;
-            m.metrics = out->metrics;
-            report(m.technique, 1.0, "measuring accuracy on the test split");
-            measure_static(m, out->graph, out->encoding, dataset.value(), spec.value(), norm.value(), options, samples);
-            outputs[i] = std::move(out).value();
-          } catch (const Failure& f) {
-            m.status = "failed";
-            m.error = f.error.to_string();
-          }
-        }
-        m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        report(m.technique, 1.0, m.status == "completed" ? "waiting for the latency measurement" : "failed: " + m.error);
+    techniques::Context ctx;
+    ctx.baseline = &st.model.graph;
+    ctx.train = &train;
+    ctx.spec = st.spec;
+    ctx.norm = norm;
+    ctx.progress = [&st, &id](double f, const std::string& msg) { st.report(id, f, msg); };
+    ctx.cancelled = [&st] { return st.cancelled(); };
+    st.report(id, 0.0, "started");
+    Result<techniques::Output> out = t->run(ctx);
+    if (!out) {
+      m.status = "failed";
+      m.error = out.error().to_string();
+    } else {
+      try {
+        m.precision = out->precision;
+        m.notes = out->notes;
+        m.metrics = out->metrics;
+        st.report(id, 1.0, "measuring accuracy on the test split");
+        measure_static(m, out->graph, out->encoding, st.dataset, st.spec, norm, st.options);
+      } catch (const Failure& f) {
+        m.status = "failed";
+        m.error = f.error.to_string();
       }
+    }
+    m.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    st.report(id, 1.0, m.status == "completed" ? "waiting for the latency measurement" : "failed: " + m.error);
+    return json{{"measured", m}};
+  });
+}
+
+Result<json> OptimizeRun::finish(const json& baseline_record, const std::vector<json>& technique_records) {
+  return capture([&]() -> json {
+    const State& st = *state_;
+    const Normalization norm = st.normalization(baseline_record);
+    Measured baseline = baseline_record.at("measured").get<Measured>();
+    std::vector<Measured> variants;
+    for (const json& r : technique_records) variants.push_back(r.at("measured").get<Measured>());
+    // Every model is read back from the file it was written to, so what is timed and estimated is
+    // what ships; latency last, all models together (see measure_latencies).
+    std::vector<ir::Graph> graphs;
+    std::vector<Measured*> timed_models;
+    auto read_back = [&](Measured& m) {
+      auto g = format::read_eom(st.path_in_out(m.technique + ".eom"));
+      if (!g) {
+        m.status = "failed";
+        m.error = "its artifact cannot be read back: " + g.error().message;
+        return;
+      }
+      graphs.push_back(std::move(g).value());
+      timed_models.push_back(&m);
     };
-    {
-      std::vector<std::thread> workers;
-      for (int w = 1; w < jobs; ++w) workers.emplace_back(work);
-      work();
-      for (auto& w : workers) w.join();
+    read_back(baseline);
+    if (baseline.status != "completed") fail(ErrorCode::kIo, "the baseline artifact is missing: " + baseline.error, "run the baseline step again");
+    for (Measured& m : variants) {
+      if (m.status == "completed") read_back(m);
     }
-    // Latency last, all models together (see measure_latencies).
     {
-      std::vector<std::pair<Measured*, const ir::Graph*>> timed{{&baseline, &model->graph}};
-      for (std::size_t i = 0; i < chosen.size(); ++i) {
-        if (variants[i].status == "completed" && outputs[i]) timed.emplace_back(&variants[i], &outputs[i]->graph);
-      }
-      for (const auto& [m, graph] : timed) report(m->technique, 1.0, "measuring host latency (all variants in turn)");
-      measure_latencies(timed, dataset.value(), spec.value(), norm.value(), options);
+      std::vector<std::pair<Measured*, const ir::Graph*>> timed;
+      for (std::size_t k = 0; k < timed_models.size(); ++k) timed.emplace_back(timed_models[k], &graphs[k]);
+      for (const auto& [m, graph] : timed) st.report(m->technique, 1.0, "measuring host latency (all variants in turn)");
+      measure_latencies(timed, st.dataset, st.spec, norm, st.options);
     }
+    for (std::size_t k = 0; k < timed_models.size(); ++k) {
+      Measured& m = *timed_models[k];
+      st.add_estimates(graphs[k], m);
+      m.artifact = st.path_in_out(m.technique + ".eom");
+      if (!m.onnx_artifact.empty()) m.onnx_artifact = st.path_in_out(m.technique + ".onnx");
+      if (m.technique != "fp32") st.report(m.technique, 1.0, "completed");
+    }
+    graphs.clear();
     json runtime_eval;
     {
       std::vector<Measured*> all{&baseline};
       for (Measured& m : variants) {
         if (m.status == "completed") all.push_back(&m);
       }
-      report("fp32", 1.0, "scoring the exported files in LiteRT / ONNX Runtime");
-      runtime_eval = measure_in_runtimes(all, dataset.value(), spec.value(), norm.value(), options, data_dir, model->graph);
+      st.report("fp32", 1.0, "scoring the exported files in LiteRT / ONNX Runtime");
+      const std::string data_dir = st.options.resources_dir.empty() ? estimator::find_data_dir() : st.options.resources_dir;
+      runtime_eval = measure_in_runtimes(all, st.dataset, st.spec, norm, st.options, data_dir, st.model.graph);
     }
-    report("fp32", 1.0, "done");
-    for (std::size_t i = 0; i < chosen.size(); ++i) {
-      Measured& m = variants[i];
-      if (m.status != "completed" || !outputs[i]) continue;
-      estimates_for(outputs[i]->graph, outputs[i]->precision, m);
-      report(m.technique, 1.0, "completed");
-      outputs[i].reset();
-    }
+    st.report("fp32", 1.0, "done");
+    const Samples samples = sample_set(st.model.graph, st.dataset, st.spec, norm);
 
-    // Recommendation over the completed variants.
+    json result{{"model", st.model_path},
+                {"format", model_format_name(st.model.format)},
+                {"dataset", {{"name", st.dataset.name}, {"split_note", st.dataset.split_note}, {"train_samples", st.dataset.train.count},
+                             {"test_samples", st.dataset.test.count}}},
+                {"preprocessing", norm.describe()},
+                {"normalization", {{"name", norm.name}, {"scale", norm.scale}, {"mean", norm.mean}, {"std", norm.std}}},
+                {"input", {{"name", st.model.graph.value(st.model.graph.inputs[0]).name}, {"shape", st.model.graph.value(st.model.graph.inputs[0]).shape},
+                           {"layout", ir::layout_name(st.spec.layout)}, {"channels", st.spec.channels}, {"height", st.spec.height}, {"width", st.spec.width}}},
+                {"class_names", st.dataset.class_names},
+                {"samples", {{"inputs", "inputs.npy"}, {"labels", samples.labels}, {"images", sample_image_names(st.dataset)},
+                             {"layout", ir::layout_name(st.spec.layout)}, {"note", "test images, preprocessed as the model's input; each variant's reference_outputs are EdgeOpt's outputs for them"}}},
+                {"runtime_eval", runtime_eval},
+                {"baseline", to_json(baseline, baseline.accuracy)},
+                {"variants", json::array()},
+                {"devices", st.devices},
+                {"estimates_note", "device_estimates are estimates from the calibrated model in docs/estimator.md, not measurements"},
+                {"peak_memory_note", "peak_memory_bytes is computed from the graph for the host executor at batch 1 (constants as held in memory + the largest set of live activations), not read from the process's RSS"}};
+    for (const Measured& m : variants) result["variants"].push_back(to_json(m, baseline.accuracy));
     recommend::Request request;
-    request.goal = options.goal;
-    request.limits = options.limits;
-    request.device = options.device;
-    auto as_variant = [&](const Measured& m) {
+    request.goal = st.options.goal;
+    request.limits = st.options.limits;
+    request.device = st.options.device;
+    if (auto rec = recommend_results(result, request); rec) result["recommendation"] = rec.value();
+    else result["recommendation"] = {{"error", rec.error().message}};
+    return result;
+  });
+}
+
+Result<json> recommend_results(const json& results, recommend::Request request) {
+  return capture([&]() -> json {
+    auto as_variant = [](const json& m) {
       recommend::Variant v;
-      v.technique = m.technique;
-      v.accuracy = 100 * m.accuracy;
-      v.accuracy_ci = 100 * (m.ci_high - m.ci_low) / 2;
-      v.size_bytes = m.size_bytes;
-      v.params = m.params;
-      v.macs = m.macs;
-      for (const auto& e : m.estimates) {
+      v.technique = m.at("technique").get<std::string>();
+      v.accuracy = 100 * m.at("accuracy").get<double>();
+      const json& ci = m.at("accuracy_ci95");
+      v.accuracy_ci = 100 * (ci.at(1).get<double>() - ci.at(0).get<double>()) / 2;
+      v.size_bytes = m.at("size_bytes").get<std::int64_t>();
+      v.params = m.value("params", std::int64_t{0});
+      v.macs = m.value("macs", std::int64_t{0});
+      for (const auto& e : m.value("device_estimates", json::array())) {
         if (e.contains("error")) continue;
         recommend::DeviceEstimate d;
         d.device = e.value("device", "");
@@ -686,38 +851,50 @@ Result<json> optimize(const std::string& model_path, const OptimizeOptions& opti
       }
       return v;
     };
-    request.variants.push_back(as_variant(baseline));
-    for (const Measured& m : variants) {
-      if (m.status == "completed") request.variants.push_back(as_variant(m));
+    request.variants.clear();
+    request.variants.push_back(as_variant(results.at("baseline")));
+    for (const json& m : results.at("variants")) {
+      if (m.value("status", "") == "completed") request.variants.push_back(as_variant(m));
     }
-    json recommendation = nullptr;
-    if (auto rec = recommend::recommend(request); rec) recommendation = recommend::recommendation_to_json(rec.value());
-    else recommendation = {{"error", rec.error().message}};
-
-    json result{{"model", model_path},
-                {"format", model_format_name(model->format)},
-                {"dataset", {{"name", dataset->name}, {"split_note", dataset->split_note}, {"train_samples", dataset->train.count},
-                             {"test_samples", dataset->test.count}}},
-                {"preprocessing", norm->describe()},
-                {"normalization", {{"name", norm->name}, {"scale", norm->scale}, {"mean", norm->mean}, {"std", norm->std}}},
-                {"input", {{"name", model->graph.value(model->graph.inputs[0]).name}, {"shape", model->graph.value(model->graph.inputs[0]).shape},
-                           {"layout", ir::layout_name(spec->layout)}, {"channels", spec->channels}, {"height", spec->height}, {"width", spec->width}}},
-                {"class_names", dataset->class_names},
-                {"samples", {{"inputs", "inputs.npy"}, {"labels", samples.labels}, {"images", samples.images},
-                             {"layout", ir::layout_name(spec->layout)}, {"note", "test images, preprocessed as the model's input; each variant's reference_outputs are EdgeOpt's outputs for them"}}},
-                {"baseline", to_json(baseline, baseline.accuracy)},
-                {"variants", json::array()},
-                {"recommendation", recommendation},
-                {"devices", devices},
-                {"seconds", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count()},
-                {"runtime_eval", runtime_eval},
-                {"estimates_note", "device_estimates are estimates from the calibrated model in docs/estimator.md, not measurements"},
-                {"peak_memory_note", "peak_memory_bytes is computed from the graph for the host executor at batch 1 (constants as held in memory + the largest set of live activations), not read from the process's RSS"}};
-    for (const Measured& m : variants) result["variants"].push_back(to_json(m, baseline.accuracy));
-    const std::string results_path = (fs::path(options.out_dir) / "results.json").string();
-    if (Status st = write_file_atomic(results_path, result.dump(2) + "\n"); !st) throw Failure{st.error()};
-    return result;
+    auto rec = recommend::recommend(request);
+    if (!rec) throw Failure{rec.error()};
+    return recommend::recommendation_to_json(rec.value());
   });
+}
+
+Result<json> optimize(const std::string& model_path, const OptimizeOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  auto run = OptimizeRun::open(model_path, options);
+  if (!run) return run.error();
+  auto baseline = run.value()->baseline();
+  if (!baseline) return baseline.error();
+  // The techniques, `jobs` at a time, each on one LibTorch thread; every worker fills its own
+  // slot. Latency is measured afterwards with the machine to itself.
+  const std::vector<std::string> ids = run.value()->techniques();
+  const int jobs = std::max(1, std::min<int>(options.jobs > 0 ? options.jobs : default_jobs(), static_cast<int>(ids.size())));
+  std::vector<Result<json>> records(ids.size(), Result<json>(json()));
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    backend::set_threads(1);
+    for (std::size_t i = next++; i < ids.size(); i = next++) records[i] = run.value()->technique(ids[i], baseline.value());
+  };
+  {
+    std::vector<std::thread> workers;
+    for (int w = 1; w < jobs; ++w) workers.emplace_back(work);
+    work();
+    for (auto& w : workers) w.join();
+  }
+  std::vector<json> done;
+  for (auto& r : records) {
+    if (!r) return r.error();
+    done.push_back(std::move(r).value());
+  }
+  auto result = run.value()->finish(baseline.value(), done);
+  if (!result) return result;
+  result.value()["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string results_path = (fs::path(options.out_dir) / "results.json").string();
+  if (Status st = write_file_atomic(results_path, result.value().dump(2) + "\n"); !st) return st.error();
+  return result;
 }
 
 }  // namespace edgeopt::pipeline

@@ -58,6 +58,17 @@ Result<InputSpec> input_spec(const ir::Graph& graph) {
     if (spec.channels != 0 && spec.channels != 1 && spec.channels != 3) {
       fail(ErrorCode::kUnsupportedFormat, "the model's input has " + std::to_string(spec.channels) + " channels; image datasets give 1 or 3");
     }
+    // The declared size decides every buffer that follows (resized datasets, batches): checked
+    // here, before any of them exists, against the largest image the dataset readers accept.
+    constexpr std::int64_t kMaxSide = 4096, kMaxFeatures = kMaxSide * kMaxSide * 3;
+    const bool flat = spec.layout == ir::Layout::kNC;
+    // (A size of -1 is one the model leaves open; the dataset's own size is used then.)
+    if ((!flat && (spec.height > kMaxSide || spec.width > kMaxSide)) || (flat && spec.height > kMaxFeatures)) {
+      fail(ErrorCode::kUnsupportedFormat,
+           "the model's input '" + in.name + "' declares shape " + ir::shape_to_string(s) + "; EdgeOpt feeds images of 1 to " +
+               std::to_string(kMaxSide) + " pixels per side",
+           "export the model with its real input size (e.g. 1x3x224x224)");
+    }
     return spec;
   });
 }

@@ -89,13 +89,16 @@ class Store {
   virtual ~Store() = default;
 
   virtual std::string backend_name() const = 0;  // "sqlite" or "postgresql"
+  // The newest migration applied to this database (schema_migrations); for /health and tests.
+  virtual Result<int> schema_version() = 0;
 
   // ---- experiments ----
   // Assigns id, created_ms and updated_ms; returns the stored row.
   virtual Result<Experiment> create_experiment(Experiment experiment) = 0;
   virtual Result<std::optional<Experiment>> get_experiment(const std::string& id) = 0;
   virtual Result<ExperimentPage> list_experiments(const ExperimentFilter& filter) = 0;
-  // Replaces every field but id, owner and created_ms; sets updated_ms. kNotFound if absent.
+  // Replaces every field but id, owner, created_ms and status (which only set_experiment_status
+  // changes, so a stale copy can never undo a stop); sets updated_ms. kNotFound if absent.
   virtual Status update_experiment(const Experiment& experiment) = 0;
   // Sets status (and error, progress when given) only if the current status is one of `from`
   // (empty: any). Returns whether it changed: the compare-and-set the life cycle is built on.

@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::fwrite(data, 1, size, f);
     std::fclose(f);
   }
-  const auto format = edgeopt::detect_model_format(path);
+  const auto format = edgeopt::detect_model_format_in_process(path);
   if (format.ok() && format.value() != edgeopt::ModelFormat::kTorchScript) {
     const auto model = edgeopt::import_model_without_torch(path);
     (void)model;

@@ -535,6 +535,97 @@ class DeepLabV3MobileNetV2(nn.Module):
         return self.up(y)
 
 
+# ---- ShuffleNet v1 (g=3) and v2 (1.0x), as ncnn's benchmark models ----
+class ChannelShuffle(nn.Module):
+    def __init__(self, groups):
+        super().__init__()
+        self.groups = groups
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        return x.reshape(n, self.groups, c // self.groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+class ShuffleV1Unit(nn.Module):
+    """ShuffleNet v1 unit: grouped 1x1 -> shuffle -> depthwise 3x3 -> grouped 1x1 (+ residual or avg-pool concat)."""
+
+    def __init__(self, cin, cout, stride, groups, first):
+        super().__init__()
+        self.stride = stride
+        mid = cout // 4
+        out = cout - cin if stride == 2 else cout
+        g1 = 1 if first else groups
+        self.body = nn.Sequential(conv_bn(cin, mid, 1, 1, g1, "relu"), ChannelShuffle(groups),
+                                  conv_bn(mid, mid, 3, stride, mid, None), conv_bn(mid, out, 1, 1, groups, None))
+        self.pool = nn.AvgPool2d(3, 2, 1) if stride == 2 else None
+
+    def forward(self, x):
+        y = self.body(x)
+        if self.stride == 2:
+            return torch.relu(torch.cat([self.pool(x), y], 1))
+        return torch.relu(x + y)
+
+
+class ShuffleNetV1(nn.Module):
+    def __init__(self, groups=3, classes=1000):
+        super().__init__()
+        chans = {1: [144, 288, 576], 2: [200, 400, 800], 3: [240, 480, 960], 4: [272, 544, 1088], 8: [384, 768, 1536]}[groups]
+        layers = [conv_bn(3, 24, 3, 2, 1, "relu"), nn.MaxPool2d(3, 2, 1)]
+        cin = 24
+        for stage, (cout, repeat) in enumerate(zip(chans, [4, 8, 4])):
+            for i in range(repeat):
+                layers.append(ShuffleV1Unit(cin, cout, 2 if i == 0 else 1, groups, stage == 0 and i == 0))
+                cin = cout
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
+class ShuffleV2Unit(nn.Module):
+    """ShuffleNet v2 unit; the channel split is two slices (our IR has Slice, not Split)."""
+
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.stride = stride
+        half = cout // 2
+        if stride == 2:
+            self.branch1 = nn.Sequential(conv_bn(cin, cin, 3, 2, cin, None), conv_bn(cin, half, 1, 1, 1, "relu"))
+            bin_ = cin
+        else:
+            self.branch1 = None
+            bin_ = half
+        self.branch2 = nn.Sequential(conv_bn(bin_, half, 1, 1, 1, "relu"), conv_bn(half, half, 3, stride, half, None),
+                                     conv_bn(half, half, 1, 1, 1, "relu"))
+        self.shuffle = ChannelShuffle(2)
+
+    def forward(self, x):
+        if self.stride == 2:
+            y = torch.cat([self.branch1(x), self.branch2(x)], 1)
+        else:
+            c = x.shape[1] // 2
+            y = torch.cat([x[:, :c], self.branch2(x[:, c:])], 1)
+        return self.shuffle(y)
+
+
+class ShuffleNetV2(nn.Module):
+    def __init__(self, classes=1000):
+        super().__init__()
+        layers = [conv_bn(3, 24, 3, 2, 1, "relu"), nn.MaxPool2d(3, 2, 1)]
+        cin = 24
+        for cout, repeat in zip([116, 232, 464], [4, 8, 4]):
+            for i in range(repeat):
+                layers.append(ShuffleV2Unit(cin, cout, 2 if i == 0 else 1))
+                cin = cout
+        layers.append(conv_bn(cin, 1024, 1, 1, 1, "relu"))
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(1024, classes)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(nn.functional.adaptive_avg_pool2d(self.features(x), 1), 1))
+
+
 def squeezenet():
     return tvm.squeezenet1_1()
 
@@ -546,6 +637,13 @@ MODELS = {
     "resnet18": (lambda: tvm.resnet18(), [224, 256]),
     "squeezenet1_1": (squeezenet, [224, 227]),
     "vgg16": (lambda: tvm.vgg16(), [224]),
+    "vgg19": (lambda: tvm.vgg19(), [224]),
+    "resnet152": (lambda: tvm.resnet152(), [299]),
+    "alexnet": (lambda: tvm.alexnet(), [224]),
+    "mnasnet1_0": (lambda: tvm.mnasnet1_0(), [224]),
+    "regnety_400mf": (lambda: tvm.regnet_y_400mf(), [224]),
+    "shufflenet_v1_g3": (lambda: ShuffleNetV1(3), [224]),
+    "shufflenet_v2": (lambda: ShuffleNetV2(), [224]),
     "ssd_mobilenet_v1": (lambda: SSDMobileNetV1(), [300]),
     "ssd_mobilenet_v1_075": (lambda: SSDMobileNetV1(alpha=0.75), [300]),
     "ssdlite_mobilenet_v1": (lambda: SSDMobileNetV1(kind="lite"), [300]),

@@ -6,6 +6,7 @@
 #include <torch/script.h>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <functional>
 #include <limits>
@@ -15,6 +16,7 @@
 #include <optional>
 #include <set>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "importers/torchscript/torchscript_archive.h"
@@ -40,6 +42,51 @@ constexpr const char* kOnnxHint =
     "export to ONNX with torch.onnx.export(model.eval(), torch.randn(1, 3, 224, 224), \"model.onnx\", "
     "opset_version=13) and import that";
 constexpr std::int64_t kMaxLoopTrips = 10000;
+// Nodes the evaluator may visit in all (loops unrolled): nested loops each under the trip cap
+// must not run for hours.
+constexpr std::int64_t kMaxEvaluatedNodes = 2'000'000;
+// Elements one constant-folded tensor may have, checked on the declared sizes before LibTorch
+// allocates anything, and all folded tensors together.
+constexpr std::int64_t kMaxFoldedElements = std::int64_t{64} << 20;
+constexpr std::int64_t kMaxFoldedTotal = std::int64_t{256} << 20;
+
+// The only ops constant folding may run: pure arithmetic on numbers, lists and shapes, tensor
+// reshaping and elementwise maths, and tensor constructors within the element budget. Anything
+// else (torch.from_file, random generators, in-place writes to weights) is not folded; it is
+// lowered as an ordinary op, or refused as unsupported.
+const std::unordered_set<std::string>& foldable_ops() {
+  static const std::unordered_set<std::string> ops{
+      // numbers, booleans, comparisons
+      "aten::add", "aten::sub", "aten::mul", "aten::div", "aten::floordiv", "aten::remainder", "aten::neg", "aten::pow",
+      "aten::eq", "aten::ne", "aten::lt", "aten::gt", "aten::le", "aten::ge", "aten::__not__", "aten::__and__",
+      "aten::__or__", "aten::__xor__", "aten::__is__", "aten::__isnot__", "aten::Int", "aten::Float", "aten::Bool",
+      "aten::ScalarImplicit", "aten::floor", "aten::ceil", "aten::sqrt", "aten::abs", "aten::min", "aten::max",
+      "aten::__range_length", "aten::__derive_index", "aten::format", "aten::str", "aten::warn", "aten::item",
+      "aten::round", "aten::log", "aten::exp", "aten::trunc", "aten::fmod", "aten::mod", "aten::__contains__",
+      "aten::__round_to_zero_floordiv", "aten::sym_size", "aten::sym_numel",
+      // lists, tuples, dicts, strings
+      "aten::len", "aten::__getitem__", "aten::list", "aten::slice", "aten::append", "aten::_set_item",
+      "aten::extend", "aten::index", "aten::count", "aten::reverse", "aten::sum", "aten::values", "aten::keys",
+      "aten::items", "aten::dict", "aten::get", "aten::_list_with_default", "aten::_infer_size", "aten::copy",
+      "aten::startswith", "aten::endswith", "aten::join", "aten::lower", "aten::upper",
+      "prim::unchecked_cast", "prim::TupleIndex", "prim::TupleUnpack", "prim::ListUnpack", "prim::device",
+      "prim::dtype", "prim::layout", "prim::min", "prim::max", "prim::abs", "prim::NumToTensor",
+      "prim::shape", "prim::is_cuda", "prim::requires_grad", "prim::isinstance", "prim::data", "prim::RaiseException",
+      "prim::Uninitialized", "prim::unchecked_unwrap_optional", "aten::__interpolate", "aten::_assert_int_or_pair",
+      "aten::_pair", "aten::_single", "aten::_triple", "aten::_quadruple", "aten::_ntuple", "aten::dim", "aten::size",
+      "aten::numel", "aten::is_floating_point", "aten::__isnot__",
+      // tensors: views, copies, reshaping, elementwise maths, constructors (checked against the budget)
+      "aten::t", "aten::transpose", "aten::permute", "aten::reshape", "aten::view", "aten::flatten", "aten::unsqueeze",
+      "aten::squeeze", "aten::contiguous", "aten::to", "aten::detach", "aten::clone", "aten::select", "aten::narrow",
+      "aten::expand", "aten::expand_as", "aten::view_as", "aten::reshape_as", "aten::type_as", "aten::cat",
+      "aten::stack", "aten::chunk", "aten::split", "aten::unbind", "aten::index_select", "aten::rsqrt",
+      "aten::reciprocal", "aten::sigmoid", "aten::tanh", "aten::relu", "aten::clamp", "aten::mean", "aten::prod",
+      "aten::matmul", "aten::mm", "aten::t_", "aten::zeros", "aten::ones", "aten::full", "aten::arange",
+      "aten::tensor", "aten::zeros_like", "aten::ones_like", "aten::full_like", "aten::scalar_tensor",
+      "aten::as_tensor", "aten::linspace", "aten::eye", "aten::dequantize", "aten::float", "aten::repeat",
+      "aten::_shape_as_tensor", "aten::div_", "aten::mul_", "aten::add_", "aten::sub_"};
+  return ops;
+}
 
 // What the evaluator knows about one TorchScript value.
 struct Sym {
@@ -305,6 +352,9 @@ class Lowerer {
   }
 
   void lower_node(tj::Node* n) {
+    if (++evaluated_nodes_ > kMaxEvaluatedNodes) {
+      unsupported(n, "makes the importer evaluate more than " + std::to_string(kMaxEvaluatedNodes) + " nodes (loops within loops)");
+    }
     const std::string kind = kind_of(n);
     if (structural(n, kind)) return;
     if (fold(n)) return;
@@ -494,15 +544,52 @@ class Lowerer {
     unsupported(n, "cannot evaluate a value known only at run time");
   }
 
+  // Before LibTorch allocates: the elements a folded op will make, from the sizes it declares
+  // (int lists: a constructor's size, a reshape's, a repeat's factors) or its tensor inputs (a
+  // concatenation's or a product's output is at most about their total).
+  void check_fold_budget(const tj::Node* n, const tj::Stack& stack) {
+    long double declared = 0, inputs = 0;
+    for (const c10::IValue& v : stack) {
+      if (v.isTensor()) inputs += static_cast<long double>(v.toTensor().numel());
+      if (v.isIntList()) {
+        long double product = 1;
+        for (std::int64_t d : v.toIntList()) product *= static_cast<long double>(std::max<std::int64_t>(d, 0));
+        declared = std::max(declared, product);
+      }
+      if (v.isList()) {  // cat/stack of a list of tensors
+        for (const c10::IValue& item : v.toListRef())
+          if (item.isTensor()) inputs += static_cast<long double>(item.toTensor().numel());
+      }
+    }
+    const std::string kind = kind_of(n);
+    if (kind == "aten::arange" || kind == "aten::linspace") {
+      long double span = 0;
+      for (const c10::IValue& v : stack)
+        if (v.isScalar()) span = std::max(span, std::fabs(static_cast<long double>(v.toScalar().toDouble())));
+      declared = std::max(declared, span);
+    }
+    if (kind == "aten::eye") {
+      for (const c10::IValue& v : stack)
+        if (v.isInt()) declared = std::max(declared, static_cast<long double>(v.toInt()) * static_cast<long double>(v.toInt()));
+    }
+    if (kind == "aten::matmul" || kind == "aten::mm") inputs *= inputs;  // at most the product of the sizes
+    const long double limit = static_cast<long double>(kMaxFoldedElements);
+    if (declared > limit || inputs > limit) {
+      unsupported(n, "would make a constant tensor of more than " + std::to_string(kMaxFoldedElements) + " elements");
+    }
+  }
+
   // Runs a node whose inputs are all known with LibTorch (constant folding).
   bool fold(tj::Node* n) {
     if (!n->blocks().empty() || n->maybeOperator() == nullptr) return false;
+    if (foldable_ops().count(kind_of(n)) == 0) return false;
     for (const tj::Value* v : n->inputs()) {
       auto it = env_.find(v);
       if (it == env_.end() || !fully_known(it->second)) return false;
     }
     tj::Stack stack;
     for (const tj::Value* v : n->inputs()) stack.push_back(to_ivalue(n, env_[v], v->type()));
+    check_fold_budget(n, stack);
     try {
       torch::NoGradGuard no_grad;
       n->getOperation()(stack);
@@ -511,6 +598,11 @@ class Lowerer {
       unsupported(n, "failed on constant inputs: " + what.substr(0, what.find('\n')));
     }
     if (stack.size() != n->outputs().size()) unsupported(n, "returned an unexpected number of values");
+    for (const c10::IValue& v : stack) {
+      if (!v.isTensor()) continue;
+      folded_elements_ += v.toTensor().numel();
+      if (folded_elements_ > kMaxFoldedTotal) unsupported(n, "makes constant tensors of more than " + std::to_string(kMaxFoldedTotal) + " elements in all");
+    }
     std::string path;
     if (!n->inputs().empty() && env_[n->inputs()[0]].kind == Sym::Kind::kKnown) path = env_[n->inputs()[0]].path;
     for (std::size_t i = 0; i < stack.size(); ++i)
@@ -1163,6 +1255,8 @@ class Lowerer {
   std::string source_;
   std::unordered_map<const tj::Value*, Sym> env_;
   std::unordered_map<const c10::TensorImpl*, int> constants_;
+  std::int64_t evaluated_nodes_ = 0;
+  std::int64_t folded_elements_ = 0;
   std::map<float, int> scalars_;
   std::vector<at::Tensor> keep_alive_;
   std::vector<at::Tensor> transposed_;
@@ -1224,9 +1318,11 @@ std::vector<Candidate> guessed_shapes(const tj::Module& module) {
 }
 
 ir::Graph import_checked(const std::string& path, const std::vector<std::int64_t>& hint) {
-  // 1. The archive's version record, read before LibTorch sees the file.
+  // 1. The archive's version record and its safety (no __setstate__, storages that match their
+  // tensors), read before LibTorch sees the file.
   Result<torchscript::ArchiveInfo> info = torchscript::read_archive_info(path);
   if (!info) throw Failure{info.error()};
+  if (Status safe = torchscript::check_archive(path); !safe) throw Failure{safe.error()};
   const auto max_version = static_cast<std::int64_t>(caffe2::serialize::kMaxSupportedFileFormatVersion);
   if (info->file_format_version && *info->file_format_version > max_version) {
     fail(ErrorCode::kUnsupportedFormat,

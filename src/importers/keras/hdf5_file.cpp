@@ -59,13 +59,22 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
-// H5Lexists needs every parent to exist, so walk the path one link at a time.
+// H5Lexists needs every parent to exist, so walk the path one link at a time. Every link on the
+// way must stay inside the file: an external (or user-defined) link would make HDF5 open another
+// file of the host and hand its data over as weights.
 bool link_exists(hid_t file, const std::string& path) {
   std::string prefix;
   for (const std::string& part : split_path(path)) {
     if (part == "." || part == "..") return false;
     prefix += "/" + part;
     if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    H5L_info_t info;
+    if (H5Lget_info(file, prefix.c_str(), &info, H5P_DEFAULT) < 0) return false;
+    if (info.type != H5L_TYPE_HARD && info.type != H5L_TYPE_SOFT) {
+      fail(ErrorCode::kUnsafeArchive,
+           "'" + prefix + "' in the HDF5 file is an external link to another file; EdgeOpt reads weights only from the model file itself",
+           "save the model again with model.save(...) so that all its weights are inside the file");
+    }
   }
   return true;
 }
@@ -355,9 +364,19 @@ Hdf5Tensor Hdf5File::read_dataset(const std::string& path) const {
   if (type_class != H5T_FLOAT && type_class != H5T_INTEGER) {
     fail(ErrorCode::kCorruptFile, where + " is not numeric", "Keras weights are float arrays; the file is damaged");
   }
+  // External storage (raw data in another file) and virtual datasets (data mapped from other
+  // files) would read host files into the model: weights come only from the file itself.
+  Handle dcpl(H5Dget_create_plist(dset.get()), H5Pclose);
+  if (!dcpl.valid()) fail(ErrorCode::kCorruptFile, where + " has a broken layout");
+  if (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL || H5Pget_external_count(dcpl.get()) != 0) {
+    fail(ErrorCode::kUnsafeArchive,
+         where + (H5Pget_layout(dcpl.get()) == H5D_VIRTUAL ? " is a virtual dataset mapped from other files"
+                                                            : " keeps its data in an external file") +
+             "; EdgeOpt reads weights only from the model file itself",
+         "save the model again with model.save(...) so that all its weights are inside the file");
+  }
   if (elements == 0) return tensor;
   // A dataset may claim any shape; make it prove the bytes are there before we allocate.
-  Handle dcpl(H5Dget_create_plist(dset.get()), H5Pclose);
   const int filters = dcpl.valid() ? H5Pget_nfilters(dcpl.get()) : -1;
   const auto stored = static_cast<std::int64_t>(H5Dget_storage_size(dset.get()));
   const auto width = static_cast<std::int64_t>(H5Tget_size(type.get()));

@@ -228,6 +228,14 @@ void refuse_zip_as_h5(std::string_view head, const std::string& source) {
   }
 }
 
+// Bytes in memory: the child reads no file at all.
+sandbox::Policy bytes_policy(std::size_t size) {
+  sandbox::Policy policy;
+  policy.memory_bytes = sandbox::memory_budget_for(size);
+  policy.what = "importing the model";
+  return policy;
+}
+
 }  // namespace
 
 Result<ir::Graph> import_h5_in_process(const std::string& path) {
@@ -280,19 +288,19 @@ Result<ir::Graph> import_keras_v3_bytes_in_process(std::string_view bytes, const
 
 // HDF5 parsing runs in a child process: libhdf5 1.10 can crash on crafted files (see isolated.h).
 Result<ir::Graph> import_h5(const std::string& path) {
-  return import_isolated([&] { return import_h5_in_process(path); }, path);
+  return import_isolated([&] { return import_h5_in_process(path); }, path, import_policy(path));
 }
 
 Result<ir::Graph> import_h5_bytes(std::string_view bytes, const std::string& source) {
-  return import_isolated([&] { return import_h5_bytes_in_process(bytes, source); }, source);
+  return import_isolated([&] { return import_h5_bytes_in_process(bytes, source); }, source, bytes_policy(bytes.size()));
 }
 
 Result<ir::Graph> import_keras_v3(const std::string& path) {
-  return import_isolated([&] { return import_keras_v3_in_process(path); }, path);
+  return import_isolated([&] { return import_keras_v3_in_process(path); }, path, import_policy(path));
 }
 
 Result<ir::Graph> import_keras_v3_bytes(std::string_view bytes, const std::string& source) {
-  return import_isolated([&] { return import_keras_v3_bytes_in_process(bytes, source); }, source);
+  return import_isolated([&] { return import_keras_v3_bytes_in_process(bytes, source); }, source, bytes_policy(bytes.size()));
 }
 
 Result<ir::Graph> import_config_json(const std::string& config_json, const std::string& source) {

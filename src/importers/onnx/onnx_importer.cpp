@@ -282,6 +282,16 @@ class Importer {
       for (const auto& e : in) args.push_back(e.constant.get());
       auto folded = std::make_shared<const ConstTensor>(detail::fold_node(n, args));
       if (op == "Constant") literals_.insert(folded.get());
+      // Each op is capped on its own, but a chain (Concat(x, x) forty times) doubles within
+      // every cap: all folded values together stay within a budget from the file's own size.
+      if (op != "Constant") {
+        folded_elements_ += folded->size();
+        if (fold_budget_ == 0) fold_budget_ = (std::uint64_t{16} << 20) + static_cast<std::uint64_t>(model_.ByteSizeLong());
+        if (folded_elements_ > fold_budget_) {
+          corrupt(describe(n) + ": constant evaluation makes more than " + std::to_string(fold_budget_) +
+                  " values in all; the file is crafted or damaged (its own size allows far fewer)");
+        }
+      }
       bind(n.output(0), Entry{-1, std::move(folded)});
     } else {
       static const std::unordered_map<std::string_view, Converter> kConverters = {
@@ -1063,6 +1073,8 @@ class Importer {
   std::unordered_map<const ConstTensor*, int> materialized_;  // one IR constant per tensor, however many names
   std::unordered_set<std::string> consumed_;
   std::unordered_set<const ConstTensor*> literals_;  // the outputs of Constant nodes
+  std::uint64_t folded_elements_ = 0;               // made by folding so far, all ops together
+  std::uint64_t fold_budget_ = 0;                   // 16 Mi plus the file's size in bytes; set at the first fold
   std::unordered_map<const ConstTensor*, ir::QuantParams> constant_quant_;  // dequantized QDQ constants
   std::unordered_map<std::string, detail::QdqParams> pending_quant_;        // QuantizeLinear outputs
 };

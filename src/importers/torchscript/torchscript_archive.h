@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/error.h"
@@ -27,6 +28,18 @@ struct ArchiveInfo {
 };
 
 Result<ArchiveInfo> read_archive_info(const std::string& path);
+
+// What an archive must pass before LibTorch may load it (nothing is run or unpickled here):
+//   - no class in code/ defines __setstate__ or __getstate__ (LibTorch runs __setstate__ while
+//     loading), and every other method is forward or called somewhere in the code;
+//   - data.pkl and constants.pkl hold only the pickle opcodes TorchScript writes, every storage
+//     they name is an entry of exactly numel x element-size bytes, and every tensor built on a
+//     storage fits inside it (offset, sizes, strides);
+//   - no entry inflates more than 100-fold past 16 MiB, and all storages together stay within
+//     max_storage_bytes.
+// kCorruptFile or kUnsafeArchive otherwise, naming the entry.
+Status check_archive(const std::string& path, std::uint64_t max_storage_bytes = 16ULL << 30);
+Status check_archive_bytes(std::string_view zip_bytes, const std::string& source, std::uint64_t max_storage_bytes = 16ULL << 30);
 
 // Parses the extra file `{"input_shape": [1, 3, 224, 224]}` written with
 // torch.jit.save(m, path, _extra_files={"edgeopt.json": json.dumps({"input_shape": [...]})}).

@@ -390,9 +390,10 @@ Parts split(const std::string& file) {
   std::memcpy(&version, file.data() + 4, 4);
   std::memcpy(&length, file.data() + 8, 8);
   Parts p;
-  const std::string stored = file.substr(16, length);
+  const std::size_t preamble = version >= 3 ? 24 : 16;
+  const std::string stored = file.substr(preamble, length);
   p.header = nlohmann::json::parse(version >= 2 ? inflate(stored) : stored);
-  const std::uint64_t start = (16 + length + 31) / 32 * 32;
+  const std::uint64_t start = (preamble + length + 31) / 32 * 32;
   p.data = file.substr(start);
   return p;
 }
@@ -403,6 +404,11 @@ std::string join(const Parts& p, std::uint32_t version = kEomVersion) {
   const std::uint64_t length = text.size();
   out.append(reinterpret_cast<const char*>(&version), 4);
   out.append(reinterpret_cast<const char*>(&length), 8);
+  if (version >= 3) {
+    const std::uint32_t header_crc = crc32c(text), data_crc = crc32c(p.data.substr(0, p.header.value("data_size", std::size_t{0})));
+    out.append(reinterpret_cast<const char*>(&header_crc), 4);
+    out.append(reinterpret_cast<const char*>(&data_crc), 4);
+  }
   out += text;
   out.resize((out.size() + 31) / 32 * 32, '\0');
   return out + p.data;
@@ -445,6 +451,59 @@ TEST(EomHostile, WrongMagicVersionAndGarbageHeader) {
   const std::uint64_t length = std::uint64_t{1} << 62;
   std::memcpy(huge_header.data() + 8, &length, 8);
   EXPECT_EQ(read_error(huge_header).code, ErrorCode::kCorruptFile);
+}
+
+TEST(EomChecksum, Crc32cMatchesTheStandardCheckValue) {
+  EXPECT_EQ(crc32c("123456789"), 0xE3069283U);  // RFC 3720 B.4 / the CRC catalogue's check value
+  EXPECT_EQ(crc32c(""), 0U);
+  EXPECT_EQ(crc32c("56789", crc32c("1234")), 0xE3069283U);
+  std::string long_text(1000, 'a');
+  std::uint32_t bytewise = 0;
+  for (char c : long_text) bytewise = crc32c(std::string_view(&c, 1), bytewise);
+  EXPECT_EQ(crc32c(long_text), bytewise);
+}
+
+TEST(EomChecksum, EveryBitFlipInHeaderOrDataIsRefused) {
+  EomWriteOptions options;
+  options.weights = Encoding::int8_per_channel();
+  const std::string good = written(tiny(), options);
+  auto model = read_eom_model_bytes(good, "good.eom");
+  ASSERT_TRUE(model.ok());
+  EXPECT_EQ(model->version, 3U);
+  EXPECT_TRUE(model->note.empty());
+  std::uint64_t length = 0;
+  std::memcpy(&length, good.data() + 8, 8);
+  const std::size_t data_start = (24 + length + 31) / 32 * 32;
+  std::size_t refused = 0, flips = 0;
+  for (std::size_t at = 16; at < good.size(); ++at) {
+    if (at >= 24 + length && at < data_start) continue;  // alignment padding is not read
+    for (int bit = 0; bit < 8; bit += 3) {
+      std::string bad = good;
+      bad[at] = static_cast<char>(bad[at] ^ (1 << bit));
+      ++flips;
+      auto r = read_eom_bytes(bad, "flipped.eom");
+      if (!r.ok()) {
+        ++refused;
+        EXPECT_EQ(r.error().code, ErrorCode::kCorruptFile);
+      }
+    }
+  }
+  EXPECT_EQ(refused, flips);
+  std::string weight_flip = good;
+  weight_flip[data_start + 3] ^= 0x10;
+  Error e = read_error(weight_flip);
+  EXPECT_NE(e.message.find("CRC32C"), std::string::npos) << e.message;
+}
+
+TEST(EomChecksum, VersionTwoFilesReadWithANote) {
+  EomWriteOptions options;
+  options.weights = Encoding::f16();
+  Parts p = split(written(tiny(), options));
+  p.header["version"] = 2;
+  auto r = read_eom_model_bytes(join(p, 2), "v2.eom");
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->version, 2U);
+  EXPECT_NE(r->note.find("no checksum"), std::string::npos);
 }
 
 TEST(EomHostile, VersionOneFilesWithAPlainHeaderStillRead) {

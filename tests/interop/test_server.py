@@ -1,0 +1,233 @@
+"""Black-box tests of `edgeopt serve`: the real server on a free loopback port, driven over HTTP
+through the whole flow with a small real model and the real Fashion-MNIST data, on SQLite and on
+a real PostgreSQL server."""
+import io
+import json
+import os
+import pickle
+import subprocess
+import time
+import zipfile
+
+import pytest
+import requests
+
+from conftest import ROOT
+from server_util import MODEL, Server, create_experiment, sse_events, upload_model, wait_for
+
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(params=BACKENDS)
+def server(request, tmp_path, fashion_dir):
+    s = Server(tmp_path, backend=request.param, workers=2)
+    yield s
+    s.stop()
+
+
+def assert_error(r, status, *words):
+    assert r.status_code == status, f"{r.status_code} {r.text}"
+    body = r.json()
+    assert set(body) == {"error"} and {"code", "message", "details"} <= set(body["error"]), body
+    for w in words:
+        assert w.lower() in (body["error"]["message"] + " " + json.dumps(body["error"]["details"])).lower(), body
+
+
+def test_whole_flow(server):
+    e = create_experiment(server, techniques=["ptq_int8", "prune_unstructured"])
+    assert e["status"] == "created" and e["id"]
+    up = upload_model(server, e["id"])
+    assert up.status_code == 200, up.text
+    summary = up.json()["model"]
+    assert summary["format"] == "onnx" and summary["params"] > 0 and summary["macs"] > 0
+    assert summary["inputs"][0]["shape"][-2:] == [28, 28]
+
+    r = server.post(f"/api/optimize/{e['id']}/start")
+    assert r.status_code == 202, r.text
+    events = sse_events(server, e["id"])
+    ids = [i for i, _, _ in events]
+    assert ids == list(range(1, len(ids) + 1)), ids  # every event once, in order, no gaps
+    kinds = {k for _, k, _ in events}
+    assert {"status", "baseline_completed", "technique_started", "technique_progress", "technique_completed"} <= kinds, kinds
+    assert events[-1][1] == "status" and events[-1][2]["status"] == "completed", events[-1]
+    done = [d for _, k, d in events if k == "technique_completed"]
+    assert {d["technique"] for d in done} == {"ptq_int8", "prune_unstructured"}
+    assert all(d["status"] == "completed" and d["size_bytes"] > 0 for d in done), done
+
+    # Resume: from any event id, exactly the events after it.
+    k = len(events) // 2
+    assert sse_events(server, e["id"], last_event_id=ids[k - 1]) == events[k:]
+
+    exp = server.get(f"/api/experiments/{e['id']}").json()
+    assert exp["status"] == "completed" and exp["progress"] == 1.0
+    assert {t["technique"]: t["status"] for t in exp["techniques"]} == {"fp32": "completed", "ptq_int8": "completed",
+                                                                          "prune_unstructured": "completed", "final": "completed"}
+    res = server.get(f"/api/results/{e['id']}/results").json()
+    assert res["complete"] and res["status"] == "completed"
+    rows = {row["technique_name"]: row for row in res["results"]}
+    assert set(rows) == {"fp32", "ptq_int8", "prune_unstructured"}
+    for row in rows.values():
+        assert row["status"] == "completed"
+        assert row["test_samples"] == 1000
+        assert 0 < row["optimized_accuracy"] <= 100
+        assert row["host_latency_ms"]["p50"] > 0
+        assert row["target_device_estimate"]["device"] == "raspberry_pi_4" and row["target_device_estimate"]["is_estimate"]
+    assert rows["ptq_int8"]["optimized_size_mb"] < 0.3 * rows["fp32"]["optimized_size_mb"]
+    assert rows["ptq_int8"]["original_accuracy"] == rows["fp32"]["optimized_accuracy"]
+
+    rec = server.get(f"/api/results/{e['id']}/recommendations").json()
+    assert rec["recommendations"][0]["recommended"] and rec["recommendations"][0]["reasoning"]
+    assert {x["technique_name"] for x in rec["recommendations"]} <= {"fp32", "ptq_int8", "prune_unstructured"}
+    what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"}).json()
+    assert what_if["recommendation"]["goal"] == "size" and what_if["what_if"] == {"optimization_goal": "minimize_size"}
+
+    z = server.get(f"/api/results/{e['id']}/download/ptq_int8")
+    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        names = set(zf.namelist())
+        assert {"ptq_int8/ptq_int8.eom", "ptq_int8/ptq_int8.onnx", "ptq_int8/metadata.json", "ptq_int8/README.md"} <= names
+        meta = json.loads(zf.read("ptq_int8/metadata.json"))
+        eom = zf.read("ptq_int8/ptq_int8.eom")
+        assert len(eom) == rows["ptq_int8"]["size_bytes"] == meta["measured"]["size_bytes"]
+        import hashlib
+        assert meta["files"]["ptq_int8.eom"]["sha256"] == hashlib.sha256(eom).hexdigest()
+        assert meta["estimated"]["device_estimates"]
+    perf = server.get(f"/api/performance/{e['id']}/comparison").json()
+    assert {c["technique"] for c in perf["comparison"]} == {"fp32", "ptq_int8", "prune_unstructured"}
+    m = server.get(f"/api/performance/{e['id']}/metrics")
+    assert m.status_code == 200
+    est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
+    assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
+
+    devices = {d["id"]: d for d in server.get("/api/devices").json()["devices"]}
+    assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0
+    assert server.get("/api/devices/raspberry_pi_4").json()["id"] == "raspberry_pi_4"
+    assert {t["id"] for t in server.get("/api/techniques").json()["techniques"]} >= {"ptq_int8", "distillation"}
+
+    # Delete removes it and its files.
+    r = requests.delete(server.url(f"/api/experiments/{e['id']}"), timeout=30)
+    assert r.status_code == 200
+    assert_error(server.get(f"/api/experiments/{e['id']}"), 404)
+    assert_error(server.get(f"/api/results/{e['id']}/download/ptq_int8"), 404)
+    if server.database == "":
+        assert not os.path.exists(os.path.join(server.store, "blobs", e["id"]))
+
+
+def test_list_paging_filters_patch(server):
+    ids = [create_experiment(server, name=f"run {i}", target_device="jetson_nano" if i % 2 else "raspberry_pi_4")["id"] for i in range(5)]
+    page = server.get("/api/experiments", params={"limit": 2, "offset": 0}).json()
+    assert page["total"] == 5 and len(page["items"]) == 2 and page["items"][0]["id"] == ids[-1]
+    assert server.get("/api/experiments", params={"limit": 2, "offset": 4}).json()["items"][0]["id"] == ids[0]
+    assert server.get("/api/experiments", params={"device": "jetson_nano"}).json()["total"] == 2
+    assert server.get("/api/experiments/search", params={"q": "RUN 3"}).json()["total"] == 1
+    recent = server.get("/api/experiments/recent").json()
+    assert isinstance(recent, list) and recent[0]["id"] == ids[-1]
+    r = requests.patch(server.url(f"/api/experiments/{ids[0]}"), json={"name": "renamed", "max_size_mb": 0.5}, timeout=30)
+    assert r.status_code == 200 and r.json()["name"] == "renamed" and r.json()["max_size_mb"] == 0.5
+    assert_error(requests.patch(server.url(f"/api/experiments/{ids[0]}"), json={"max_size_mb": -1}, timeout=30), 422)
+
+
+def test_a_zoo_model_instead_of_an_upload(server):
+    zoo = server.get("/api/zoo").json()
+    ready = {m["name"]: m for m in zoo["models"]}
+    assert "mnist-small" in ready and ready["mnist-small"]["accuracy"] > 0.9  # ready at once, no training
+    assert any(r["name"] == "mnist-small" and r["ready"] for r in zoo["recipes"])
+    e = create_experiment(server, dataset_name="fashion_mnist")
+    r = server.post(f"/api/upload/{e['id']}/model", data={"model_source": "pretrained", "pretrained_model_name": "mnist-small"})
+    assert r.status_code == 200, r.text
+    model = r.json()["model"]
+    assert model["source"] == "pretrained" and model["format"] == "eom" and model["params"] == ready["mnist-small"]["params"]
+    assert server.get(f"/api/experiments/{e['id']}").json()["dataset_name"] == "mnist"  # the model's own dataset
+
+
+def test_stream_of_an_experiment_never_started_says_so_and_ends(server):
+    e = create_experiment(server)
+    events = sse_events(server, e["id"], timeout=10)
+    assert len(events) == 1 and events[0][1] == "status" and events[0][2]["status"] == "created"
+    assert "start" in events[0][2]["message"]
+
+
+def states_of(server, eid):
+    return {t["technique"]: t for t in server.get(f"/api/experiments/{eid}").json()["techniques"]}
+
+
+def test_stop_really_stops(server):
+    # No limits: the techniques would take minutes; stop must end them within 5 s.
+    e = create_experiment(server, eval_limit=None, max_train_images=None, techniques=["qat_int8", "distillation"])
+    assert upload_model(server, e["id"]).status_code == 200
+    assert server.post(f"/api/optimize/{e['id']}/start").status_code == 202
+    wait_for(lambda: sum(t["status"] == "running" and t["job"] == "technique" for t in states_of(server, e["id"]).values()) == 2,
+             120, what="both techniques to run (both workers busy)")
+    time.sleep(1.0)
+    t0 = time.time()
+    r = server.post(f"/api/optimize/{e['id']}/stop")
+    assert r.status_code == 200 and r.json()["status"] == "cancelled", r.text
+    events = sse_events(server, e["id"], timeout=30)
+    assert events[-1][2]["status"] == "cancelled"
+
+    def jobs_ended():
+        states = server.get(f"/api/experiments/{e['id']}").json()["techniques"]
+        return all(t["status"] in ("cancelled", "completed", "failed") for t in states)
+
+    wait_for(jobs_ended, 10, interval=0.1, what="every job to end")
+    # The workers' threads are free again: a new run is picked up at once (both workers were busy).
+    e2 = create_experiment(server, techniques=["ptq_int8"])
+    assert upload_model(server, e2["id"]).status_code == 200
+    assert server.post(f"/api/optimize/{e2['id']}/start").status_code == 202
+    wait_for(lambda: states_of(server, e2["id"])["fp32"]["status"] != "queued", 10, interval=0.1, what="the next run's baseline to start")
+    took = time.time() - t0
+    print(f"stop: a worker was free again {took:.2f} s after the stop request")
+    assert took <= 5.0, took
+    assert_error(server.post(f"/api/optimize/{e['id']}/stop"), 409, "already ended")
+
+
+def test_predecessor_readme_examples_run_unchanged(tmp_path, shared_dir):
+    """The predecessor README's Python `requests` examples, verbatim, against our server on
+    port 8000's stand-in (the base URL is the only thing the test changes: to the free port)."""
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(1, 8, 3)
+            self.fc = torch.nn.Linear(8 * 13 * 13, 10)
+
+        def forward(self, x):
+            x = torch.nn.functional.max_pool2d(torch.relu(self.conv(x)), 2)
+            return self.fc(torch.flatten(x, 1))
+
+    workdir = tmp_path / "client"
+    workdir.mkdir()
+    torch.jit.save(torch.jit.script(Net().eval()), str(workdir / "model.pt"),
+                   _extra_files={"edgeopt.json": json.dumps({"input_shape": [1, 1, 28, 28]})})
+    s = Server(tmp_path, workers=2, args=["--data-dir", os.path.join(shared_dir, "datasets", "mnist-10k")])
+    try:
+        readme = open(os.path.join(shared_dir, "seeds", "seed-readme.md")).read()
+        start = readme.index("### API Usage")
+        blocks = []
+        rest = readme[start:readme.index("## Project Structure")]
+        while "```python" in rest:
+            rest = rest[rest.index("```python") + len("```python"):]
+            blocks.append(rest[:rest.index("```")])
+            rest = rest[rest.index("```") + 3:]
+        assert len(blocks) == 4
+        script = "\n".join(blocks).replace("http://localhost:8000", s.base)
+        env = {}
+        cwd = os.getcwd()
+        os.chdir(workdir)
+        try:
+            exec(compile(script, "seed-readme-examples", "exec"), env)
+        finally:
+            os.chdir(cwd)
+        assert env["response"].status_code == 200
+        assert env["experiment_id"]
+        assert isinstance(env["results"], dict) and "results" in env["results"]
+        exp = s.get(f"/api/experiments/{env['experiment_id']}").json()
+        assert exp["framework"] == "pytorch" and exp["framework_detected"] == "torchscript" and exp["target_device"] == "raspberry_pi_4"
+        assert exp["status"] in ("queued", "running", "completed")
+        events = sse_events(s, env["experiment_id"])
+        assert events[-1][2]["status"] == "completed", events[-3:]
+        final = s.get(f"/api/results/{env['experiment_id']}/results").json()
+        assert len(final["results"]) == 9  # the baseline, the seven techniques and hybrid_int4
+    finally:
+        s.stop()

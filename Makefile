@@ -6,7 +6,7 @@ VENV    ?= .venv
 PYTHON  := $(VENV)/bin/python
 FUZZ_SECONDS ?= 20
 
-.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-store format clean
+.PHONY: all deps pydeps build web test-web models test test-unit test-interop fuzz run demo bench bench-server bench-techniques bench-runtimes bench-store format clean
 
 all: build
 
@@ -112,6 +112,10 @@ bench-server: build pydeps
 # (trains missing zoo models first: ~10 min each).
 bench-techniques: build pydeps
 	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
+
+# LiteRT latency of each exported TFLite file vs the FP32 one, next to EdgeOpt's own figure.
+bench-runtimes: build pydeps
+	$(PYTHON) bench/bench_runtimes.py --bin $(BUILD)/edgeopt
 
 # The store's job queue: jobs/s and claim latency with 1..16 concurrent claimers, on a throw-away
 # PostgreSQL cluster and on SQLite.

@@ -13,6 +13,7 @@
 #include "cli/estimate_commands.h"
 #include "cli/optimize_command.h"
 #include "cli/serve_commands.h"
+#include "cli/package_command.h"
 #include "cli/zoo_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
@@ -237,6 +238,8 @@ int main(int argc, char** argv) {
   edgeopt::cli::add_benchmark_command(app, callback_exit);
   edgeopt::cli::add_techniques_command(app, callback_exit);
   edgeopt::cli::add_serve_commands(app, callback_exit);
+  edgeopt::cli::add_package_command(app, callback_exit);
+  edgeopt::cli::add_export_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

@@ -62,6 +62,9 @@ Result<Dataset> read_image_zip(const std::string& zip_path, const LoadOptions& o
 Result<Dataset> read_image_zip_bytes(std::string_view zip_bytes, const std::string& name,
                                      const LoadOptions& options);
 
+// Image `index` of the set as a PNG file (gray or RGB, 8 bit).
+Result<std::string> encode_png(const ImageSet& images, std::int64_t index);
+
 // Hex digests (lowercase), for download checks.
 std::string sha256_hex(std::string_view bytes);
 std::string md5_hex(std::string_view bytes);

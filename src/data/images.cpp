@@ -14,6 +14,10 @@
 #define STB_IMAGE_RESIZE_STATIC
 #define STB_IMAGE_RESIZE_IMPLEMENTATION
 #include <stb/stb_image_resize.h>
+#define STB_IMAGE_WRITE_STATIC
+#define STB_IMAGE_WRITE_IMPLEMENTATION
+#define STBI_WRITE_NO_STDIO
+#include <stb/stb_image_write.h>
 #include <zip.h>
 
 #include <algorithm>
@@ -460,6 +464,17 @@ Result<Dataset> read_image_folder(const std::string& dir, const LoadOptions& opt
     while (!name.empty() && name.filename().empty()) name = name.parent_path();
     return build_dataset(std::move(entries), name.filename().string(), dir, options);
   });
+}
+
+Result<std::string> encode_png(const ImageSet& images, std::int64_t index) {
+  if (index < 0 || index >= images.count) return Error{ErrorCode::kInvalidArgument, "image " + std::to_string(index) + " is not in a set of " + std::to_string(images.count)};
+  const std::int64_t size = images.height * images.width * images.channels;
+  std::string png;
+  auto append = [](void* context, void* data, int bytes) { static_cast<std::string*>(context)->append(static_cast<const char*>(data), static_cast<std::size_t>(bytes)); };
+  const int ok = stbi_write_png_to_func(append, &png, static_cast<int>(images.width), static_cast<int>(images.height), static_cast<int>(images.channels),
+                                        images.pixels.data() + index * size, static_cast<int>(images.width * images.channels));
+  if (!ok) return Error{ErrorCode::kInternal, "could not encode image " + std::to_string(index) + " as PNG"};
+  return png;
 }
 
 }  // namespace edgeopt::data

@@ -31,7 +31,19 @@ Result<ir::Graph> import_isolated(const std::function<Result<ir::Graph>()>& impo
       [&]() -> Result<std::string> {
         Result<ir::Graph> graph = import();
         if (!graph) return graph.error();
-        return format::write_eom_bytes(graph.value());
+        // Constants an importer read as int8 codes (QDQ ONNX) cross as those codes, so the
+        // parent gets their quantization parameters back (and the int8 executor its weights).
+        format::EomWriteOptions options;
+        for (const ir::Value& v : graph->values) {
+          if (!v.is_constant || !v.quant || v.quant->group_size != 0 || v.shape.empty() || v.f32.empty()) continue;
+          const int axis = v.quant->axis;
+          const bool fits = axis < 0 ? v.quant->scales.size() == 1
+                                     : axis < static_cast<int>(v.shape.size()) && static_cast<std::int64_t>(v.quant->scales.size()) == v.shape[static_cast<std::size_t>(axis)];
+          if (fits) {
+            options.per_constant[v.name] = v.quant->axis >= 0 ? format::Encoding::int8_per_channel(v.quant->axis) : format::Encoding::int8_per_tensor();
+          }
+        }
+        return format::write_eom_bytes(graph.value(), options);
       },
       source, policy);
   if (!bytes) return bytes.error();

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <limits>
@@ -14,12 +15,14 @@
 
 #include "backend/executor.h"
 #include "common/file_io.h"
+#include "common/npy.h"
 #include "data/dataset.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
 #include "estimator/layers.h"
 #include "format/eom.h"
 #include "format/onnx_export.h"
+#include "format/tflite_export.h"
 #include "pipeline/benchmark.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/model.h"
@@ -46,6 +49,8 @@ struct Measured {
   std::string artifact;
   std::string onnx_artifact;  // empty when ONNX cannot express the variant
   std::string onnx_note;
+  std::string reference_outputs;  // EdgeOpt's outputs on the stored samples (samples/<technique>.outputs.npy)
+  json exports = json::array();   // the TFLite and ONNX files for device runtimes, one object each
   std::int64_t params = 0;
   std::int64_t nonzero_params = 0;
   std::int64_t macs = 0;
@@ -113,6 +118,81 @@ void export_onnx_variant(Measured& m, const ir::Graph& graph, const format::EomW
   else if (sparse) m.onnx_note = "the ONNX export stores the pruned weights dense, zeros included (ONNX has no sparse weight storage here)";
 }
 
+// Ranges for the graph outputs an int8 graph keeps in float (the logits), which a full-integer
+// TFLite file must quantize too: min/max of the variant's own outputs over training images
+// (uint8 form, like the calibrated activations). Softmax-like outputs have fixed ranges in TFLite.
+std::map<std::string, ir::QuantParams> output_ranges(backend::Executor& exec, const ir::Graph& graph, const data::ImageSet& train,
+                                                     const InputSpec& spec, const Normalization& norm) {
+  std::map<std::string, ir::QuantParams> ranges;
+  const int out = graph.outputs[0];
+  if (graph.value(out).quant) return ranges;
+  for (const ir::Node& n : graph.nodes) {
+    if (n.outputs[0] == out && (n.op == ir::OpKind::kSoftmax || n.op == ir::OpKind::kLogSoftmax)) return ranges;
+  }
+  const data::ImageSet subset = strided_subset(train, std::min<std::int64_t>(512, train.count));
+  float lo = 0, hi = 0;
+  std::vector<float> batch;
+  for (std::int64_t b = 0; b < subset.count; b += 128) {
+    const std::int64_t e = std::min(subset.count, b + 128);
+    prepare_batch(subset, b, e, spec, norm, batch);
+    auto y = exec.run(batch.data(), e - b);
+    if (!y) fail(y.error().code, y.error().message, y.error().hint);
+    const auto [mn, mx] = std::minmax_element(y->begin(), y->end());
+    lo = std::min(lo, *mn);
+    hi = std::max(hi, *mx);
+  }
+  const double scale = std::max(1e-8, (static_cast<double>(hi) - lo) / 255.0);
+  ranges[graph.value(out).name] = ir::QuantParams{{static_cast<float>(scale)}, {static_cast<std::int32_t>(std::clamp(std::round(-lo / scale), 0.0, 255.0))}, -1, 0};
+  return ranges;
+}
+
+// The TFLite files of a variant: full-integer int8 (float I/O, and int8 I/O for the Edge TPU)
+// for int8 graphs; FP32 for the rest, plus FP16-weight and dynamic-range int8 files of the
+// baseline. A graph TFLite cannot express gets a note instead of a file.
+void export_tflite_variant(Measured& m, const ir::Graph& graph, backend::Executor& exec, const data::Dataset& dataset, const InputSpec& spec,
+                           const Normalization& norm, const OptimizeOptions& options) {
+  bool int8_graph = false;
+  for (const ir::Value& v : graph.values) int8_graph = int8_graph || (!v.is_constant && v.quant.has_value());
+  struct Want {
+    format::TfliteKind kind;
+    bool int8_io;
+    std::string suffix;
+  };
+  std::vector<Want> wanted;
+  if (int8_graph) {
+    wanted = {{format::TfliteKind::kFullInt8, false, ".int8"}, {format::TfliteKind::kFullInt8, true, ".int8_io"}};
+  } else {
+    wanted = {{format::TfliteKind::kFp32, false, ""}};
+    if (m.technique == "fp32") {
+      wanted.push_back({format::TfliteKind::kFp16Weights, false, ".fp16"});
+      wanted.push_back({format::TfliteKind::kDynamicInt8, false, ".dynamic_int8"});
+    }
+  }
+  std::map<std::string, ir::QuantParams> ranges;
+  if (int8_graph) ranges = output_ranges(exec, graph, dataset.train, spec, norm);
+  for (const Want& w : wanted) {
+    format::TfliteExportOptions o;
+    o.kind = w.kind;
+    o.int8_io = w.int8_io;
+    o.extra_quant = ranges;
+    const std::string name = m.technique + w.suffix + ".tflite";
+    const std::string path = (fs::path(options.out_dir) / name).string();
+    auto r = format::export_tflite_file(graph, path, o);
+    json e{{"format", "tflite"}, {"kind", format::tflite_kind_name(w.kind)}, {"io", w.int8_io ? "int8" : "float32"}, {"runtime", "tflite"}};
+    if (!r) {
+      e["error"] = r.error().message;
+      m.exports.push_back(e);
+      continue;
+    }
+    e["path"] = name;
+    e["size_bytes"] = static_cast<std::int64_t>(fs::file_size(path));
+    e["ops"] = r->ops;
+    e["notes"] = r->notes;
+    if (!ranges.empty()) e["notes"].push_back("the output's int8 range (kept in float by EdgeOpt) is the min/max of the variant's outputs on 512 training images");
+    m.exports.push_back(e);
+  }
+}
+
 // Memory the host executor needs at batch 1, computed from the graph (not an RSS reading):
 // constants as it holds them (int8-quantized weights of an int8 graph as 1 byte, the rest as
 // 4-byte floats) plus the largest set of activations alive at once (4 bytes each).
@@ -128,6 +208,48 @@ std::int64_t peak_memory(const ir::Graph& graph) {
   auto table = estimator::layers_from_graph(graph);
   if (table) bytes += 4 * table->peak_live_elems;
   return bytes;
+}
+
+// A few test images kept with the results, preprocessed as the model wants them, so a
+// deployment package can check a runtime's outputs against EdgeOpt's (src/deploy). The same
+// images on every step and machine: an even stride over the test split.
+struct Samples {
+  NpyArray inputs;
+  std::vector<std::int32_t> labels;
+  data::ImageSet images;
+};
+constexpr std::int64_t kSampleCount = 16;
+constexpr std::int64_t kSampleImages = 2;
+
+Samples sample_set(const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm) {
+  Samples s;
+  s.images = strided_subset(dataset.test, std::min(kSampleCount, dataset.test.count));
+  prepare_batch(s.images, 0, s.images.count, spec, norm, s.inputs.data);
+  s.inputs.shape = graph.value(graph.inputs[0]).shape;
+  s.inputs.shape[0] = s.images.count;
+  s.labels = s.images.labels;
+  return s;
+}
+
+std::vector<std::string> sample_image_names(const data::Dataset& dataset) {
+  std::vector<std::string> names;
+  for (std::int64_t k = 0; k < std::min({kSampleImages, kSampleCount, dataset.test.count}); ++k) names.push_back("sample_" + std::to_string(k) + ".png");
+  return names;
+}
+
+// samples/inputs.npy and PNGs of the first images, written once (by the baseline step).
+void write_samples(const ir::Graph& graph, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm,
+                   const OptimizeOptions& options) {
+  const Samples s = sample_set(graph, dataset, spec, norm);
+  const fs::path dir = fs::path(options.out_dir) / "samples";
+  fs::create_directories(dir);
+  if (Status st = write_npy((dir / "inputs.npy").string(), s.inputs); !st) throw Failure{st.error()};
+  const std::vector<std::string> names = sample_image_names(dataset);
+  for (std::size_t k = 0; k < names.size(); ++k) {
+    auto png = data::encode_png(s.images, static_cast<std::int64_t>(k));
+    if (!png) throw Failure{png.error()};
+    if (Status st = write_file_atomic((dir / names[k]).string(), png.value()); !st) throw Failure{st.error()};
+  }
 }
 
 // Everything but latency: safe to run while other techniques work (it only costs time).
@@ -156,6 +278,21 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
   m.ci_low = r->ci95_low;
   m.ci_high = r->ci95_high;
   m.samples = r->samples;
+  export_tflite_variant(m, graph, *exec.value(), dataset, spec, norm, options);
+  if (!m.onnx_artifact.empty()) {
+    m.exports.push_back({{"format", "onnx"}, {"kind", m.precision == "int8" ? "qdq_int8" : "fp32"}, {"runtime", "onnxruntime"},
+                         {"path", fs::path(m.onnx_artifact).filename().string()}, {"size_bytes", static_cast<std::int64_t>(fs::file_size(m.onnx_artifact))}});
+  }
+  const Samples samples = sample_set(graph, dataset, spec, norm);
+  auto outputs = exec.value()->run(samples.inputs.data.data(), samples.inputs.shape[0]);
+  if (!outputs) fail(outputs.error().code, outputs.error().message, outputs.error().hint);
+  NpyArray out;
+  out.shape = graph.value(graph.outputs[0]).shape;
+  out.shape[0] = samples.inputs.shape[0];
+  out.data = std::move(outputs).value();
+  m.reference_outputs = m.technique + ".outputs.npy";
+  fs::create_directories(fs::path(options.out_dir) / "samples");
+  if (Status s = write_npy((fs::path(options.out_dir) / "samples" / m.reference_outputs).string(), out); !s) fail(s.error().code, s.error().message, s.error().hint);
 }
 
 // The baseline's forward time per image on one thread, in batches like the techniques' (64
@@ -198,6 +335,96 @@ void measure_latencies(const std::vector<std::pair<Measured*, const ir::Graph*>>
   }
 }
 
+// Device-faithful accuracy: every exported file scored in the runtime that runs it on a device
+// (LiteRT for .tflite, ONNX Runtime for .onnx) on the same test images as EdgeOpt's own figure,
+// with its host latency at batch 1. The runtimes are Python packages here, so a small runner
+// (data/deploy/runtime_eval.py) runs under the project's Python; it is optional: without Python
+// or a runtime, each file says "not measured: ..." and the run goes on.
+std::string shell_quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return out + "'";
+}
+
+std::string find_python(const std::string& data_dir) {
+  if (const char* env = std::getenv("EDGEOPT_PYTHON"); env && *env) return env;
+  std::error_code ec;
+  const fs::path venv = fs::path(data_dir).parent_path() / ".venv" / "bin" / "python";
+  if (fs::exists(venv, ec)) return venv.string();
+  return fs::exists("/usr/bin/python3", ec) ? "/usr/bin/python3" : "";
+}
+
+json measure_in_runtimes(const std::vector<Measured*>& all, const data::Dataset& dataset, const InputSpec& spec, const Normalization& norm,
+                         const OptimizeOptions& options, const std::string& data_dir, const ir::Graph& graph) {
+  json jobs = json::array();
+  for (Measured* m : all) {
+    for (json& e : m->exports) {
+      if (e.contains("path")) jobs.push_back({{"id", m->technique + "/" + e["path"].get<std::string>()}, {"path", (fs::path(options.out_dir) / e["path"].get<std::string>()).string()}});
+    }
+  }
+  auto not_measured = [&](const std::string& why) {
+    for (Measured* m : all) {
+      for (json& e : m->exports) {
+        if (e.contains("path")) e["runtime_accuracy"] = {{"status", "not measured: " + why}};
+      }
+    }
+    return json{{"status", "not measured: " + why}};
+  };
+  if (jobs.empty()) return json{{"status", "no exported files"}};
+  if (options.cancel && options.cancel->load()) return not_measured("the run was cancelled");
+  const std::string python = find_python(data_dir);
+  const fs::path script = fs::path(data_dir) / "deploy" / "runtime_eval.py";
+  std::error_code ec;
+  if (python.empty()) return not_measured("no Python found (set EDGEOPT_PYTHON, or make the venv: scripts/install-py.sh .venv)");
+  if (!fs::exists(script, ec)) return not_measured("the runner " + script.string() + " is missing");
+  const fs::path work = fs::path(options.out_dir) / ".runtime_eval";
+  fs::create_directories(work, ec);
+  const std::int64_t count = options.eval_limit > 0 ? std::min(options.eval_limit, dataset.test.count) : dataset.test.count;
+  NpyArray inputs;
+  prepare_batch(dataset.test, 0, count, spec, norm, inputs.data);
+  inputs.shape = graph.value(graph.inputs[0]).shape;
+  inputs.shape[0] = count;
+  NpyArray labels{{count}, std::vector<float>(dataset.test.labels.begin(), dataset.test.labels.begin() + count)};
+  if (Status st = write_npy((work / "inputs.npy").string(), inputs); !st) throw Failure{st.error()};
+  inputs.data = {};
+  if (Status st = write_npy((work / "labels.npy").string(), labels); !st) throw Failure{st.error()};
+  const json job{{"inputs", (work / "inputs.npy").string()}, {"labels", (work / "labels.npy").string()}, {"layout", ir::layout_name(spec.layout)},
+                 {"latency_runs", std::max(20, options.latency_runs * 2)}, {"models", jobs}};
+  if (Status st = write_file_atomic((work / "job.json").string(), job.dump()); !st) throw Failure{st.error()};
+  const std::string command = shell_quote(python) + " " + shell_quote(script.string()) + " " + shell_quote((work / "job.json").string()) + " " +
+                              shell_quote((work / "out.json").string()) + " > " + shell_quote((work / "log.txt").string()) + " 2>&1";
+  const int rc = std::system(command.c_str());
+  json out = json::parse(read_all((work / "out.json").string()), nullptr, false);
+  std::string log = read_all((work / "log.txt").string());
+  fs::remove_all(work, ec);
+  if (rc != 0 || out.is_discarded() || !out.contains("models")) {
+    if (log.size() > 400) log = log.substr(log.size() - 400);
+    return not_measured("the runner failed (exit " + std::to_string(rc) + ") with " + python + ": " + log);
+  }
+  std::map<std::string, json> by_id;
+  for (const json& r : out["models"]) by_id[r.value("id", "")] = r;
+  for (Measured* m : all) {
+    for (json& e : m->exports) {
+      if (!e.contains("path")) continue;
+      json r = by_id.count(m->technique + "/" + e["path"].get<std::string>()) ? by_id[m->technique + "/" + e["path"].get<std::string>()] : json{{"status", "not measured: no answer from the runner"}};
+      r.erase("id");
+      if (r.contains("accuracy")) {
+        const double gap = 100 * (r["accuracy"].get<double>() - m->accuracy);
+        const double half_ci = 100 * (m->ci_high - m->ci_low) / 2;
+        r["gap_pp_vs_edgeopt"] = gap;
+        r["edgeopt_accuracy"] = m->accuracy;
+        if (std::abs(gap) > half_ci) {
+          r["warning"] = "the accuracy in " + r.value("runtime", std::string("its runtime")) + " differs from EdgeOpt's by " + std::to_string(gap).substr(0, 6) +
+                         " points, more than the 95 % CI half-width (" + std::to_string(half_ci).substr(0, 5) + "): the shipped file does not behave as EdgeOpt measured";
+          m->notes.push_back(e["path"].get<std::string>() + ": " + r["warning"].get<std::string>());
+        }
+      }
+      e["runtime_accuracy"] = r;
+    }
+  }
+  return json{{"status", "measured"}, {"python", python}, {"samples", count}};
+}
+
 // As many concurrent techniques as cores, but no more than memory allows (~1 GB each, which
 // covers a training subset and a few copies of a model of tens of MB).
 int default_jobs() {
@@ -233,6 +460,8 @@ json to_json(const Measured& m, double baseline_accuracy) {
             {"size_gzip_bytes", m.size_gzip_bytes},
             {"artifact", m.artifact},
             {"onnx_artifact", m.onnx_artifact.empty() ? json(nullptr) : json(m.onnx_artifact)},
+            {"reference_outputs", m.reference_outputs},
+            {"exports", m.exports},
             {"params", m.params},
             {"nonzero_params", m.nonzero_params},
             {"macs", m.macs},
@@ -250,7 +479,8 @@ json to_json(const Measured& m, double baseline_accuracy) {
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Measured, technique, status, error, precision, accuracy, ci_low, ci_high, samples,
                                                 size_bytes, size_gzip_bytes, artifact, onnx_artifact, onnx_note, params, nonzero_params,
                                                 macs, peak_memory_bytes, latency_p50_1t, latency_p95_1t, latency_p50_all, latency_p95_all,
-                                                all_threads, seconds, estimated_seconds, parameters, notes, metrics, estimates)
+                                                all_threads, seconds, estimated_seconds, parameters, notes, metrics, estimates,
+                                                reference_outputs, exports)
 
 }  // namespace
 
@@ -448,6 +678,7 @@ Result<json> OptimizeRun::baseline() {
     Measured baseline;
     baseline.technique = "fp32";
     st.report("fp32", 0.0, "measuring the baseline");
+    write_samples(st.model.graph, st.dataset, st.spec, norm, st.options);
     measure_static(baseline, st.model.graph, {}, st.dataset, st.spec, norm, st.options);
     st.report("fp32", 1.0, "accuracy measured; latency is measured with the variants");
     // What each technique will take is estimated from this: its work in image passes times the
@@ -554,13 +785,31 @@ Result<json> OptimizeRun::finish(const json& baseline_record, const std::vector<
       if (m.technique != "fp32") st.report(m.technique, 1.0, "completed");
     }
     graphs.clear();
+    json runtime_eval;
+    {
+      std::vector<Measured*> all{&baseline};
+      for (Measured& m : variants) {
+        if (m.status == "completed") all.push_back(&m);
+      }
+      st.report("fp32", 1.0, "scoring the exported files in LiteRT / ONNX Runtime");
+      const std::string data_dir = st.options.resources_dir.empty() ? estimator::find_data_dir() : st.options.resources_dir;
+      runtime_eval = measure_in_runtimes(all, st.dataset, st.spec, norm, st.options, data_dir, st.model.graph);
+    }
     st.report("fp32", 1.0, "done");
+    const Samples samples = sample_set(st.model.graph, st.dataset, st.spec, norm);
 
     json result{{"model", st.model_path},
                 {"format", model_format_name(st.model.format)},
                 {"dataset", {{"name", st.dataset.name}, {"split_note", st.dataset.split_note}, {"train_samples", st.dataset.train.count},
                              {"test_samples", st.dataset.test.count}}},
                 {"preprocessing", norm.describe()},
+                {"normalization", {{"name", norm.name}, {"scale", norm.scale}, {"mean", norm.mean}, {"std", norm.std}}},
+                {"input", {{"name", st.model.graph.value(st.model.graph.inputs[0]).name}, {"shape", st.model.graph.value(st.model.graph.inputs[0]).shape},
+                           {"layout", ir::layout_name(st.spec.layout)}, {"channels", st.spec.channels}, {"height", st.spec.height}, {"width", st.spec.width}}},
+                {"class_names", st.dataset.class_names},
+                {"samples", {{"inputs", "inputs.npy"}, {"labels", samples.labels}, {"images", sample_image_names(st.dataset)},
+                             {"layout", ir::layout_name(st.spec.layout)}, {"note", "test images, preprocessed as the model's input; each variant's reference_outputs are EdgeOpt's outputs for them"}}},
+                {"runtime_eval", runtime_eval},
                 {"baseline", to_json(baseline, baseline.accuracy)},
                 {"variants", json::array()},
                 {"devices", st.devices},

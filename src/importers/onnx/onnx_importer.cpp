@@ -13,10 +13,12 @@
 #include <iterator>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "importers/onnx/onnx_qdq.h"
 #include "importers/onnx/onnx_tensor.h"
 #include "ir/text.h"
 
@@ -63,6 +65,7 @@ std::string unsupported_op_hint(const std::string& op) {
 struct Entry {
   int id = -1;                                   // IR value of a run-time tensor
   std::shared_ptr<const ConstTensor> constant;  // or a constant known at import time
+  bool int8 = false;                             // QuantizeLinear's codes of value `id`, until a DequantizeLinear
   bool present() const { return id >= 0 || constant != nullptr; }
 };
 
@@ -98,6 +101,7 @@ class Importer {
     fuse_matmul_add();
     graph_.infer_shapes();
     graph_.simplify();
+    detail::per_channel_weights(graph_);
     if (Status st = ir::verify(graph_); !st.ok()) throw Failure{st.error()};
     return std::move(graph_);
   }
@@ -232,7 +236,9 @@ class Importer {
       const std::string w_name = w.name;
       const std::string bias_name = bias.name;
       const int out_id = add.outputs[0];
+      const std::optional<ir::QuantParams> w_quant = w.quant;
       const int gemm_w = graph_.add_constant(w_name, {out_features, in_features}, std::move(transposed));
+      if (w_quant) graph_.value(gemm_w).quant = detail::transposed_quant(*w_quant);
       const int gemm_b = flat_bias ? bias_id : graph_.add_constant(bias_name, {out_features}, bias_data);
       ir::Node& gemm = graph_.nodes[k];
       gemm.op = ir::OpKind::kGemm;
@@ -324,6 +330,8 @@ class Importer {
           {"Slice", &Importer::slice},
           {"Split", &Importer::split},
           {"Gather", &Importer::gather},
+          {"QuantizeLinear", &Importer::quantize_linear},
+          {"DequantizeLinear", &Importer::dequantize_linear},
       };
       auto it = kConverters.find(op);
       if (it == kConverters.end()) {
@@ -359,6 +367,10 @@ class Importer {
   // The IR value of input k, turning a float constant into an IR constant (once per name).
   int data(const onnx::NodeProto& n, const Inputs& in, std::size_t k) {
     if (k >= in.size() || !in[k].present()) corrupt(describe(n) + " lacks its input #" + std::to_string(k));
+    if (in[k].int8) {
+      fail(ErrorCode::kUnsupportedOp, describe(n) + " reads the int8 codes of QuantizeLinear directly; EdgeOpt maps QuantizeLinear only when a DequantizeLinear follows it",
+           "write the model in QDQ form (every QuantizeLinear followed by DequantizeLinear), as quantize_static(quant_format=QuantFormat.QDQ) does");
+    }
     if (in[k].id >= 0) return in[k].id;
     const std::string& name = n.input(static_cast<int>(k));
     const ConstTensor& c = *in[k].constant;
@@ -368,6 +380,7 @@ class Importer {
     }
     const int id = graph_.add_constant(name, c.dims, c.f);
     materialized_[&c] = id;
+    if (auto q = constant_quant_.find(&c); q != constant_quant_.end()) graph_.value(id).quant = q->second;
     // A number written in the model's code (x * 0.5) is a one-value Constant node, not a stored
     // weight: the source framework does not count it as a parameter, so neither do we.
     if (c.size() == 1 && literals_.count(&c)) --graph_.extra_source_params;
@@ -892,6 +905,69 @@ class Importer {
     emit_output(ir::OpKind::kSqueeze, n, {pooled}, a);
   }
 
+  // ---- QDQ: QuantizeLinear / DequantizeLinear (onnx_qdq.h) ----
+
+  detail::QdqParams qdq(const onnx::NodeProto& n, const Inputs& in, std::size_t rank, int code_type) {
+    const ConstTensor& scale = constant(n, in, 1, "scale");
+    const ConstTensor* zero = present(in, 2) ? &constant(n, in, 2, "zero point") : nullptr;
+    return detail::qdq_params(n, scale, zero, rank, zero ? zero->data_type : code_type);
+  }
+
+  std::size_t rank_of(const Entry& e) const { return e.constant ? e.constant->dims.size() : shape_of(e.id).size(); }
+
+  // On a constant (NNCF keeps float weights behind Q/DQ) it folds; on a run-time tensor the codes
+  // wait for the DequantizeLinear that must follow.
+  void quantize_linear(const onnx::NodeProto& n, const Inputs& in) {
+    if (!present(in, 0)) corrupt(describe(n) + " lacks its input");
+    const detail::QdqParams q = qdq(n, in, rank_of(in[0]), onnx::TensorProto::UINT8);
+    if (in[0].constant) {
+      bind(n.output(0), Entry{-1, std::make_shared<const ConstTensor>(detail::fold_quantize(n, *in[0].constant, q))});
+      return;
+    }
+    detail::activation_quant(n, q);  // refuses per-channel activations here, naming this node
+    pending_quant_[n.output(0)] = q;
+    Entry codes{in[0].id, nullptr};
+    codes.int8 = true;
+    bind(n.output(0), codes);
+  }
+
+  void dequantize_linear(const onnx::NodeProto& n, const Inputs& in) {
+    if (!present(in, 0)) corrupt(describe(n) + " lacks its input");
+    if (in[0].constant) {
+      const detail::QdqParams q = qdq(n, in, rank_of(in[0]), in[0].constant->data_type);
+      auto values = std::make_shared<const ConstTensor>(detail::fold_dequantize(n, *in[0].constant, q));
+      if (!q.is_int32) constant_quant_[values.get()] = detail::constant_quant(q);
+      bind(n.output(0), Entry{-1, std::move(values)});
+      return;
+    }
+    auto pending = pending_quant_.find(n.input(0));
+    if (!in[0].int8 || pending == pending_quant_.end()) {
+      fail(ErrorCode::kUnsupportedOp, describe(n) + " dequantizes a run-time tensor that no QuantizeLinear produced; EdgeOpt feeds and computes float tensors",
+           "give the model a float input (QuantizeLinear inside the model)");
+    }
+    const detail::QdqParams q = qdq(n, in, rank_of(in[0]), pending->second.is_unsigned ? onnx::TensorProto::UINT8 : onnx::TensorProto::INT8);
+    if (!detail::same_params(q, pending->second)) {
+      fail(ErrorCode::kUnsupportedOp, describe(n) + " dequantizes with other parameters than its QuantizeLinear used (a requantization)",
+           "write each QuantizeLinear/DequantizeLinear pair with one scale and zero point");
+    }
+    const ir::QuantParams act = detail::activation_quant(n, q);
+    ir::Value& v = graph_.value(in[0].id);
+    if (v.quant && (v.quant->scales != act.scales || v.quant->zero_points != act.zero_points)) {
+      fail(ErrorCode::kUnsupportedOp, "value '" + v.name + "' is quantized twice with different parameters (at " + describe(n) + ")",
+           "quantize each tensor once; EdgeOpt keeps one set of int8 parameters per value");
+    }
+    const bool is_input = std::find(graph_.inputs.begin(), graph_.inputs.end(), in[0].id) != graph_.inputs.end();
+    if (act.zero_points[0] == 0 && !is_input && !v.quant && !detail::non_negative(graph_, in[0].id)) {
+      // The grid starts at zero, so the pair clamps negatives like a ReLU: make it explicit.
+      const int relu = emit(ir::OpKind::kRelu, n, {in[0].id}, {}, "", "/relu");
+      graph_.value(relu).quant = act;
+      bind(n.output(0), Entry{relu, nullptr});
+      return;
+    }
+    v.quant = act;
+    bind(n.output(0), Entry{in[0].id, nullptr});
+  }
+
   void matmul(const onnx::NodeProto& n, const Inputs& in) { emit_output(ir::OpKind::kMatMul, n, {data(n, in, 0), data(n, in, 1)}); }
 
   static ConstTensor transposed_2d(const ConstTensor& t) {
@@ -931,6 +1007,8 @@ class Importer {
         ConstTensor folded = trans_b ? b : transposed_2d(b);
         for (auto& v : folded.f) v *= alpha;
         w = graph_.add_constant(n.input(1), folded.dims, std::move(folded.f));
+        // A QDQ weight keeps its codes through the transpose (not through a scaling by alpha).
+        if (auto q = constant_quant_.find(&b); q != constant_quant_.end() && alpha == 1.0F) graph_.value(w).quant = detail::transposed_quant(q->second);
       }
       std::vector<int> inputs{x, w};
       bool bias_done = !has_c;
@@ -997,6 +1075,8 @@ class Importer {
   std::unordered_set<const ConstTensor*> literals_;  // the outputs of Constant nodes
   std::uint64_t folded_elements_ = 0;               // made by folding so far, all ops together
   std::uint64_t fold_budget_ = 0;                   // 16 Mi plus the file's size in bytes; set at the first fold
+  std::unordered_map<const ConstTensor*, ir::QuantParams> constant_quant_;  // dequantized QDQ constants
+  std::unordered_map<std::string, detail::QdqParams> pending_quant_;        // QuantizeLinear outputs
 };
 
 // Files that are clearly something else get a message that says what they are.

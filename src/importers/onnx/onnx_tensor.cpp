@@ -82,6 +82,7 @@ ConstTensor decode_tensor(const onnx::TensorProto& t, const std::string& where) 
   }
   if (t.has_segment()) fail(ErrorCode::kUnsupportedFormat, "tensor '" + t.name() + "' (" + where + ") is stored in segments", "re-save the model with onnx.save");
   ConstTensor out;
+  out.data_type = t.data_type();
   out.dims.assign(t.dims().begin(), t.dims().end());
   const auto count = static_cast<std::size_t>(checked_count(out.dims, std::int64_t{1} << 31, "tensor '" + t.name() + "' (" + where + ")"));
   const std::string& raw = t.raw_data();

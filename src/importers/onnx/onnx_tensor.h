@@ -21,6 +21,7 @@ struct ConstTensor {
   std::vector<float> f;
   std::vector<std::int64_t> i;
   std::vector<Origin> origin;  // per element of `i`; empty when every element is plain
+  int data_type = 0;           // the ONNX element type it was decoded from (0: computed here)
 
   std::size_t size() const { return is_float ? f.size() : i.size(); }
   Origin origin_at(std::size_t k) const { return k < origin.size() ? origin[k] : Origin::kPlain; }

@@ -526,5 +526,93 @@ TEST(OnnxExport, ReferenceEvaluatorAgreesWithItself) {
   EXPECT_EQ(va[static_cast<std::size_t>(a.outputs[0])].data, vb[static_cast<std::size_t>(b.outputs[0])].data);
 }
 
+
+// EdgeOpt reads its own QDQ twin back as an int8 graph: the weights as their int8 codes decode
+// (per channel, zero point 0), each Q/DQ pair as its value's activation parameters.
+TEST(OnnxExport, QdqInt8ImportsBackAsAnInt8Graph) {
+  const Graph g = small_cnn(false);
+  OnnxExportOptions options;
+  options.qdq_int8 = true;
+  options.activation_quant["x"] = ir::QuantParams{{1.0F / 127.0F}, {128}, -1, 0};
+  options.activation_quant["relu"] = ir::QuantParams{{0.01F}, {0}, -1, 0};
+  options.activation_quant["flatten"] = ir::QuantParams{{0.02F}, {3}, -1, 0};
+  auto back = onnx_import::import_bytes(exported(g, options), "small_qdq.onnx");
+  ASSERT_TRUE(back.ok()) << back.error().to_string();
+  const Graph& r = back.value();
+  EXPECT_EQ(ir::dump(r), ir::dump(g)) << "same ops, names and shapes once the Q/DQ pairs are folded away";
+  for (const char* name : {"conv.w", "fc.w"}) {
+    const ir::Value& w = r.value(*r.find(name));
+    ASSERT_TRUE(w.quant.has_value()) << name;
+    EXPECT_EQ(w.quant->axis, 0);
+    EXPECT_EQ(static_cast<std::int64_t>(w.quant->scales.size()), w.shape[0]);
+    auto t = encode_constant(g.value(*g.find(name)), Encoding::int8_per_channel(0));
+    ASSERT_TRUE(t.ok());
+    EXPECT_EQ(w.f32, decode_constant(t.value()).value()) << name;
+  }
+  for (const auto& [name, q] : options.activation_quant) {
+    const ir::Value& v = r.value(*r.find(name));
+    ASSERT_TRUE(v.quant.has_value()) << name;
+    EXPECT_EQ(v.quant->scales, q.scales) << name;
+    EXPECT_EQ(v.quant->zero_points, q.zero_points) << name;
+  }
+  EXPECT_FALSE(r.value(*r.find("conv")).quant.has_value()) << "the ReLU's range covers the fused conv output";
+
+  // int8 activations (as ONNX Runtime writes with QInt8) are the same grid as uint8 with zero point + 128.
+  OnnxExportOptions signed_options = options;
+  signed_options.activation_type = ir::DType::kI8;
+  signed_options.activation_quant["x"] = ir::QuantParams{{1.0F / 127.0F}, {-2}, -1, 0};
+  signed_options.activation_quant["relu"] = ir::QuantParams{{0.01F}, {-128}, -1, 0};
+  signed_options.activation_quant["flatten"] = ir::QuantParams{{0.02F}, {-128}, -1, 0};
+  auto s = onnx_import::import_bytes(exported(g, signed_options), "small_qdq_s8.onnx");
+  ASSERT_TRUE(s.ok()) << s.error().to_string();
+  EXPECT_EQ(s.value().value(*s.value().find("x")).quant->zero_points, std::vector<std::int32_t>{126});
+  EXPECT_EQ(s.value().value(*s.value().find("relu")).quant->zero_points, std::vector<std::int32_t>{0});
+}
+
+// QDQ files EdgeOpt cannot map say which node and why, and never crash.
+TEST(OnnxExport, QdqFormsEdgeOptCannotMapAreClearErrors) {
+  const Graph g = small_cnn(false);
+  OnnxExportOptions options;
+  options.qdq_int8 = true;
+  options.activation_quant["relu"] = ir::QuantParams{{0.01F}, {0}, -1, 0};
+  onnx::ModelProto m;
+  ASSERT_TRUE(m.ParseFromString(exported(g, options)));
+  auto import_model = [](const onnx::ModelProto& model) {
+    std::string bytes;
+    EXPECT_TRUE(model.SerializeToString(&bytes));
+    return onnx_import::import_bytes(bytes, "edited.onnx");
+  };
+  // The pool reads QuantizeLinear's codes directly (no DequantizeLinear in between).
+  onnx::ModelProto direct = m;
+  for (auto& n : *direct.mutable_graph()->mutable_node()) {
+    if (n.op_type() == "MaxPool") n.set_input(0, "relu_quantized");
+  }
+  auto r = import_model(direct);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupportedOp);
+  EXPECT_NE(r.error().message.find("QuantizeLinear"), std::string::npos) << r.error().message;
+  // A zero scale.
+  onnx::ModelProto zero = m;
+  for (auto& t : *zero.mutable_graph()->mutable_initializer()) {
+    if (t.name() == "relu_scale") t.set_raw_data(std::string(4, '\0'));
+  }
+  r = import_model(zero);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kCorruptFile);
+  EXPECT_NE(r.error().message.find("scale"), std::string::npos) << r.error().message;
+  // 16-bit codes.
+  onnx::ModelProto wide = m;
+  for (auto& t : *wide.mutable_graph()->mutable_initializer()) {
+    if (t.name() == "relu_zero_point") {
+      t.set_data_type(onnx::TensorProto::UINT16);
+      t.set_raw_data(std::string(2, '\0'));
+    }
+  }
+  r = import_model(wide);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kUnsupportedOp);
+  EXPECT_NE(r.error().message.find("8-bit"), std::string::npos) << r.error().message;
+}
+
 }  // namespace
 }  // namespace edgeopt::format

@@ -1,0 +1,282 @@
+"""Device-faithful checks of what EdgeOpt ships: `edgeopt optimize` exports every variant to
+TFLite (FP32, FP16 weights, dynamic-range int8, full-integer int8) and ONNX, scores each file in
+its own runtime (LiteRT, ONNX Runtime) on the whole test split, and `edgeopt package` zips a
+variant for a device. Here LiteRT and ONNX Runtime run the files again, the package is unzipped
+and its self-test and example run, and a tampered package must fail its checksum check.
+
+Models: the Fashion-MNIST CNN of tests/data (an EdgeOpt-independent PyTorch export) and the
+third-party PyTorch MNIST fixture of ../shared (skipped when absent)."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, SHARED, run_cli
+
+litert = pytest.importorskip("ai_edge_litert.interpreter")
+ort = pytest.importorskip("onnxruntime")
+
+TECHNIQUES = "ptq_int8,prune_unstructured,hybrid_int4"
+# The platform's accuracy and the runtime's on the same test split (acceptance: within 0.3 pt).
+ACCURACY_POINTS = 0.3
+
+
+def optimize(model, dataset, data_dir, out, normalize):
+    args = ["optimize", model, "--dataset", dataset, "--no-download", "--out", out, "--techniques", TECHNIQUES,
+            "--max-train-images", "2000", "--jobs", "2", "--devices", "raspberry_pi_4,coral_usb_pi4,jetson_orin_nano",
+            "--normalize", normalize, "--json"]
+    if data_dir:
+        args[4:4] = ["--data-dir", data_dir]
+    r = run_cli(*args, timeout=1800)
+    assert r.code == 0, r.stderr
+    return r.json()
+
+
+@pytest.fixture(scope="module")
+def fashion_run(tmp_path_factory):
+    if not os.path.exists("/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz"):
+        pytest.skip("Debian's dataset-fashion-mnist is not installed")
+    out = tmp_path_factory.mktemp("fashion") / "run"
+    return out, optimize(os.path.join(ROOT, "tests", "data", "models", "fashion_cnn.onnx"), "fashion-mnist", None, out, "unit")
+
+
+@pytest.fixture(scope="module")
+def mnist_fixture_run(tmp_path_factory):
+    shared = os.path.join(SHARED, "datasets", "mnist-10k")
+    model = os.path.join(SHARED, "fixtures", "models", "pytorch1.10_mnist_cnn.onnx")
+    if not os.path.exists(model):
+        pytest.skip("../shared is not present")
+    # mnist-10k has the test files only; the first 1,000 digits serve as the training copy.
+    import gzip
+    data = tmp_path_factory.mktemp("mnist")
+    for kind, header, item in (("images-idx3", 16, 784), ("labels-idx1", 8, 1)):
+        src = os.path.join(shared, f"t10k-{kind}-ubyte.gz")
+        shutil.copy(src, data / f"t10k-{kind}-ubyte.gz")
+        with gzip.open(src, "rb") as f:
+            raw = bytearray(f.read())
+        raw[4:8] = (1000).to_bytes(4, "big")
+        with gzip.open(data / f"train-{kind}-ubyte.gz", "wb") as f:
+            f.write(bytes(raw[:header + 1000 * item]))
+    out = data / "run"
+    return out, optimize(model, "mnist", str(data), out, "mnist")
+
+
+RUNS = ["fashion_run", "mnist_fixture_run"]
+
+
+def every_export(res):
+    for v in [res["baseline"]] + res["variants"]:
+        for e in v["exports"]:
+            yield v, e
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_every_export_is_scored_in_its_runtime_like_edgeopt(run, request):
+    out, res = request.getfixturevalue(run)
+    kinds = set()
+    for v, e in every_export(res):
+        assert "path" in e, (v["technique"], e)
+        acc = e["runtime_accuracy"]
+        assert "accuracy" in acc, (e["path"], acc)
+        assert acc["samples"] == v["samples"]
+        assert abs(acc["accuracy"] - v["accuracy"]) * 100 <= ACCURACY_POINTS, (e["path"], acc["accuracy"], v["accuracy"])
+        assert acc["latency_ms"]["p50"] > 0
+        kinds.add((e["format"], e["kind"]))
+    assert {("tflite", "fp32"), ("tflite", "fp16"), ("tflite", "dynamic_int8"), ("tflite", "int8"), ("onnx", "fp32"), ("onnx", "qdq_int8")} <= kinds
+
+
+def interpreter(path):
+    i = litert.Interpreter(model_path=str(path))
+    i.allocate_tensors()
+    return i
+
+
+def run_tflite(i, x_nchw):
+    d = i.get_input_details()[0]
+    x = x_nchw.transpose(0, 2, 3, 1) if len(d["shape"]) == 4 and d["shape"][3] == x_nchw.shape[1] else x_nchw
+    outs = []
+    for k in range(len(x)):
+        xi = x[k:k + 1]
+        if d["dtype"] == np.int8:
+            s, z = d["quantization"]
+            xi = np.clip(np.round(xi / s) + z, -128, 127).astype(np.int8)
+        i.set_tensor(d["index"], xi.astype(d["dtype"]))
+        i.invoke()
+        o = i.get_output_details()[0]
+        y = i.get_tensor(o["index"])
+        if o["dtype"] == np.int8:
+            s, z = o["quantization"]
+            y = (y.astype(np.float32) - z) * s
+        outs.append(y.astype(np.float32))
+    return np.concatenate(outs)
+
+
+def output_grid(i):
+    """The int8 step and zero point of a full-integer file's output (for float I/O: the tensor its
+    final DEQUANTIZE reads)."""
+    o = i.get_output_details()[0]
+    if o["dtype"] == np.int8:
+        return o["quantization"]
+    tensors = {t["index"]: t for t in i.get_tensor_details()}
+    ops = i._get_ops_details()
+    for op in ops:
+        if op["op_name"] == "DEQUANTIZE" and o["index"] in op["outputs"]:
+            return tensors[op["inputs"][0]]["quantization"]
+    # A float LOG_SOFTMAX at the end: the logits' grid, and no saturation in the output.
+    last = next(op for op in ops if o["index"] in op["outputs"])
+    assert last["op_name"] == "LOG_SOFTMAX", last
+    feed = next(op for op in ops if last["inputs"][0] in op["outputs"])
+    scale, _ = tensors[feed["inputs"][0]]["quantization"]
+    return 2 * scale, None  # log_softmax moves by at most twice the largest logit error
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_tflite_outputs_match_edgeopts(run, request):
+    """FP32 within 1e-4 relative; int8 within one output quantization step on >= 99 % of logits."""
+    out, res = request.getfixturevalue(run)
+    x = np.load(out / "samples" / "inputs.npy")
+    for v, e in every_export(res):
+        if e["format"] != "tflite":
+            continue
+        ref = np.load(out / "samples" / v["reference_outputs"])
+        i = interpreter(out / e["path"])
+        got = run_tflite(i, x).reshape(ref.shape)
+        if e["kind"] == "fp32":
+            np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max(), err_msg=e["path"])
+        elif e["kind"] == "int8":
+            step, zero = output_grid(i)
+            # int8 outputs saturate at the ends of their grid (a log-softmax's at -16 in TFLite's
+            # fixed range): the reference is compared where the grid can represent it.
+            clipped = ref if zero is None else np.clip(ref, (-128 - zero) * step, (127 - zero) * step)
+            within = np.mean(np.abs(got - clipped) <= step * 1.0001)
+            assert within >= 0.99, (e["path"], within, step)
+            assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9, e["path"]
+        else:  # fp16 weights, dynamic int8: the same classes
+            assert np.mean(got.argmax(1) == ref.argmax(1)) >= 0.9, e["path"]
+
+
+EDGETPU_UNSUPPORTED_TFLITE = {"Div": "DIV", "LogSoftmax": "LOG_SOFTMAX", "LeakyRelu": "LEAKY_RELU", "MatMul": "BATCH_MATMUL"}
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_full_integer_files_are_int8_end_to_end(run, request):
+    out, res = request.getfixturevalue(run)
+    unsupported = json.load(open(os.path.join(ROOT, "data", "estimator", "model.json")))["unsupported_ops"]["edgetpu"]
+    ptq = next(v for v in res["variants"] if v["technique"] == "ptq_int8")
+    files = {e["io"]: e for e in ptq["exports"] if e["format"] == "tflite"}
+    i = interpreter(out / files["int8"]["path"])
+    io = {i.get_input_details()[0]["index"], i.get_output_details()[0]["index"]}
+    for t in i.get_tensor_details():
+        assert t["dtype"] in (np.int8, np.int32), (t["name"], t["dtype"])  # int32: biases, shapes, perms
+        if t["dtype"] == np.int8:  # per-tensor or per-channel (weights) parameters, never none
+            assert len(t["quantization_parameters"]["scales"]) > 0 and min(t["quantization_parameters"]["scales"]) > 0, t["name"]
+    assert {i.get_input_details()[0]["dtype"], i.get_output_details()[0]["dtype"]} == {np.int8}
+    ops = {op["op_name"] for op in i._get_ops_details()}
+    assert not ops & {"QUANTIZE", "DEQUANTIZE"}, ops
+    banned = {EDGETPU_UNSUPPORTED_TFLITE[o] for o in unsupported if o in EDGETPU_UNSUPPORTED_TFLITE}
+    # The third-party fixture ends in LogSoftmax, which the Edge TPU does not map (the Coral
+    # package reports it, see below); the Fashion CNN has no op outside the Edge TPU's list.
+    assert ops & banned == ({"LOG_SOFTMAX"} if run == "mnist_fixture_run" else set()), ops
+
+
+def unzip(zip_path, dest):
+    with zipfile.ZipFile(zip_path) as z:
+        z.extractall(dest)
+    return dest
+
+
+def package(out, technique, device, dest, *extra):
+    zip_path = dest / f"{technique}-{device}.zip"
+    r = run_cli("package", out, "--technique", technique, "--device", device, "--out", zip_path, "--json", *extra)
+    assert r.code == 0, r.stderr
+    return zip_path, r.json()
+
+
+@pytest.fixture(scope="module")
+def runtime_venvs(tmp_path_factory):
+    """Clean venvs (no system packages) with only one runtime each, from PyPI as a user would."""
+    venvs = {}
+    for name, reqs in (("litert", ["ai-edge-litert==2.3.0", "ml-dtypes==0.4.1", "numpy<2"]), ("ort", ["onnxruntime==1.20.1", "numpy<2"])):
+        d = tmp_path_factory.mktemp("venv_" + name)
+        subprocess.run([sys.executable, "-m", "venv", str(d)], check=True)
+        py = str(d / "bin" / "python")
+        r = subprocess.run([py, "-m", "pip", "install", "-q", "--disable-pip-version-check", *reqs], capture_output=True, text=True)
+        if r.returncode != 0:
+            pytest.skip(f"cannot install {reqs} from PyPI into a clean venv: {r.stderr[-300:]}")
+        venvs[name] = py
+    return venvs
+
+
+@pytest.mark.parametrize("technique,device,venv", [("ptq_int8", "raspberry_pi_4", "litert"), ("fp32", "raspberry_pi_4", "litert"),
+                                                    ("ptq_int8", "jetson_orin_nano", "ort"), ("hybrid_int4", "raspberry_pi_4", "ort")])
+def test_package_selftest_and_example_pass_in_a_clean_venv(fashion_run, runtime_venvs, tmp_path, technique, device, venv):
+    out, res = fashion_run
+    zip_path, summary = package(out, technique, device, tmp_path)
+    pkg = unzip(zip_path, tmp_path / "pkg")
+    meta = json.load(open(pkg / "metadata.json"))
+    assert meta["technique"] == technique and meta["device"]["id"] == device
+    assert set(meta["files"]) <= {f["path"] for f in summary["files"]}
+    for m in meta["models"]:
+        assert os.path.exists(pkg / m["path"]), m
+    assert meta["metrics"]["accuracy"]["kind"] == "measured"
+    assert meta["device_estimate"]["kind"] == "estimated"
+    py = runtime_venvs[venv]
+    r = subprocess.run([py, str(pkg / "selftest.py"), "--runs", "20"], capture_output=True, text=True, cwd=pkg, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.load(open(pkg / "measurements.json"))
+    assert report["passed"] and report["device"] == device
+    ran = [m for m in report["models"] if "latency_ms" in m]
+    assert ran and all(m["outputs"]["passed"] for m in ran)
+    example = "example_tflite.py" if venv == "litert" else "example_onnx.py"
+    if os.path.exists(pkg / example):
+        r = subprocess.run([py, str(pkg / example), str(pkg / "samples" / "sample_0.png")], capture_output=True, text=True, cwd=pkg, timeout=120)
+        assert r.returncode == 0, r.stderr
+        top = r.stdout.split("\n")[0].split("\t")[0]
+        label = meta["samples"]["labels"][0]
+        assert top == (meta["class_names"][label] if meta["class_names"] else str(label)), r.stdout
+
+
+def test_tampered_or_truncated_package_fails_its_checksum_check(fashion_run, runtime_venvs, tmp_path):
+    out, _ = fashion_run
+    zip_path, _ = package(out, "ptq_int8", "raspberry_pi_4", tmp_path)
+    pkg = unzip(zip_path, tmp_path / "pkg")
+    model = next(p for p in (pkg / "model").iterdir() if p.suffix == ".tflite")
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    model.write_bytes(bytes(data))
+    r = subprocess.run([runtime_venvs["litert"], str(pkg / "selftest.py")], capture_output=True, text=True, cwd=pkg)
+    assert r.returncode == 1
+    assert "does not match" in r.stderr and model.name in r.stderr, r.stderr
+    model.write_bytes(bytes(data[: len(data) // 3]))
+    (pkg / "README.md").unlink()
+    r = subprocess.run([runtime_venvs["litert"], str(pkg / "selftest.py")], capture_output=True, text=True, cwd=pkg)
+    assert r.returncode == 1 and "README.md: missing" in r.stderr, r.stderr
+
+
+def test_coral_package_names_the_compiler_command_and_what_it_will_not_map(mnist_fixture_run, tmp_path):
+    out, _ = mnist_fixture_run
+    zip_path, _ = package(out, "ptq_int8", "coral_usb_pi4", tmp_path)
+    pkg = unzip(zip_path, tmp_path / "pkg")
+    meta = json.load(open(pkg / "metadata.json"))
+    tpu = meta["edgetpu"]
+    assert tpu["compiler_command"] == "edgetpu_compiler -s -o model model/ptq_int8.int8_io.tflite"
+    assert "x86-64" in tpu["compile_on"]
+    assert [u["op"] for u in tpu["unmapped_ops"]] == ["LogSoftmax"]  # the fixture's last op
+    readme = open(pkg / "README.md").read()
+    assert tpu["compiler_command"] in readme and "x86-64" in readme and "LogSoftmax" in readme
+
+
+def test_package_refuses_what_it_cannot_do(fashion_run, tmp_path):
+    out, _ = fashion_run
+    r = run_cli("package", out, "--technique", "nope", "--device", "raspberry_pi_4", "--out", tmp_path / "x.zip")
+    assert r.code == 1 and "no technique 'nope'" in r.stderr
+    r = run_cli("package", out, "--technique", "fp32", "--device", "toaster", "--out", tmp_path / "x.zip")
+    assert r.code == 1 and "unknown device" in r.stderr
+    r = run_cli("package", tmp_path, "--technique", "fp32", "--device", "raspberry_pi_4")
+    assert r.code == 1 and "results" in r.stderr
+    assert not list(tmp_path.glob("*.zip*"))

@@ -835,22 +835,7 @@ struct Api::Impl {
       }
       auto merged = service.merged_config(exp.config, fields);
       if (!merged) return from_error(merged.error());
-      recommend::Request request;
-      const json& c = merged.value();
-      const std::string goal = c.value("optimization_goal", "balanced");
-      request.goal = goal == "minimize_size" || goal == "size" ? recommend::Goal::kSize
-                     : goal == "maximize_speed" || goal == "minimize_latency" || goal == "speed" ? recommend::Goal::kSpeed
-                     : goal == "maximize_accuracy" || goal == "accuracy" ? recommend::Goal::kAccuracy
-                                                                          : recommend::Goal::kBalanced;
-      if (c.contains("target_device")) {
-        const estimator::Device* d = catalog.find(c["target_device"].get<std::string>());
-        request.device = d ? d->id : c["target_device"].get<std::string>();
-      }
-      if (c.contains("max_accuracy_drop_points")) request.limits.max_accuracy_drop_points = c["max_accuracy_drop_points"].get<double>();
-      if (c.contains("max_accuracy_drop_relative_pct")) request.limits.max_accuracy_drop_percent = c["max_accuracy_drop_relative_pct"].get<double>();
-      if (c.contains("max_size_mb")) request.limits.max_size_bytes = static_cast<std::int64_t>(c["max_size_mb"].get<double>() * 1e6);
-      if (c.contains("max_latency_ms")) request.limits.max_latency_ms = c["max_latency_ms"].get<double>();
-      if (c.contains("max_memory_mb")) request.limits.max_memory_bytes = static_cast<std::int64_t>(c["max_memory_mb"].get<double>() * 1e6);
+      const recommend::Request request = service::recommend_request(merged.value());
       auto ranked = pipeline::recommend_results(exp.results, request);
       if (!ranked) return from_error(ranked.error());
       rec = ranked.value();

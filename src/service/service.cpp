@@ -195,6 +195,19 @@ bool is_terminal_status(const std::string& status) { return kTerminal.count(stat
 
 std::string canonical_dataset_name(const std::string& name) { return preset_dataset(name).value_or(name); }
 
+recommend::Request recommend_request(const json& c) {
+  recommend::Request r;
+  const std::string goal = goal_id(c.value("optimization_goal", "balanced")).value_or("balanced");
+  r.goal = recommend::goal_from_name(goal).value_or(recommend::Goal::kBalanced);
+  r.device = c.value("target_device", "");
+  if (c.contains("max_accuracy_drop_points")) r.limits.max_accuracy_drop_points = c["max_accuracy_drop_points"].get<double>();
+  if (c.contains("max_accuracy_drop_relative_pct")) r.limits.max_accuracy_drop_percent = c["max_accuracy_drop_relative_pct"].get<double>();
+  if (c.contains("max_size_mb")) r.limits.max_size_bytes = static_cast<std::int64_t>(c["max_size_mb"].get<double>() * 1e6);
+  if (c.contains("max_latency_ms")) r.limits.max_latency_ms = c["max_latency_ms"].get<double>();
+  if (c.contains("max_memory_mb")) r.limits.max_memory_bytes = static_cast<std::int64_t>(c["max_memory_mb"].get<double>() * 1e6);
+  return r;
+}
+
 Service::Service(store::Store& store, ServiceOptions options) : store_(store), options_(std::move(options)) {}
 
 Result<store::Experiment> Service::get(const std::string& id) {

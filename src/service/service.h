@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/error.h"
+#include "recommend/recommend.h"
 #include "store/store.h"
 
 namespace edgeopt::service {
@@ -23,6 +24,10 @@ struct ServiceOptions {
 // A preset dataset's stored name for any of its spellings (fashion_mnist, Fashion-MNIST, cifar-10
 // ...); any other name unchanged.
 std::string canonical_dataset_name(const std::string& name);
+
+// The goal, limits and target device a stored (validated) config asks the recommendation for:
+// what a run ranks with, and what a what-if ranks again with.
+recommend::Request recommend_request(const nlohmann::json& config);
 
 // Experiment states and the ones a run ends in.
 bool is_terminal_status(const std::string& status);

@@ -12,6 +12,7 @@
 #include "pipeline/optimize.h"
 #include "recommend/recommend.h"
 #include "service/log.h"
+#include "service/service.h"
 #include "techniques/technique.h"
 
 namespace edgeopt::service {
@@ -25,13 +26,6 @@ std::string default_name() {
   char host[256] = {0};
   if (gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "host");
   return std::string(host) + ":" + std::to_string(getpid());
-}
-
-recommend::Goal goal_of(const std::string& name) {
-  if (name == "minimize_size" || name == "size") return recommend::Goal::kSize;
-  if (name == "maximize_speed" || name == "minimize_latency" || name == "speed") return recommend::Goal::kSpeed;
-  if (name == "maximize_accuracy" || name == "accuracy") return recommend::Goal::kAccuracy;
-  return recommend::Goal::kBalanced;
 }
 
 // Progress from the pipeline becomes events, at most two a second per technique (plus every
@@ -181,13 +175,10 @@ bool Worker::run_one() {
     if (c.contains("techniques")) o.techniques = c["techniques"].get<std::vector<std::string>>();
     if (c.contains("parameters")) o.params = c["parameters"].get<std::map<std::string, std::map<std::string, std::string>>>();
     if (c.contains("devices")) o.devices = c["devices"].get<std::vector<std::string>>();
-    o.device = c.value("target_device", "");
-    o.goal = goal_of(c.value("optimization_goal", "balanced"));
-    if (c.contains("max_accuracy_drop_points")) o.limits.max_accuracy_drop_points = c["max_accuracy_drop_points"].get<double>();
-    if (c.contains("max_accuracy_drop_relative_pct")) o.limits.max_accuracy_drop_percent = c["max_accuracy_drop_relative_pct"].get<double>();
-    if (c.contains("max_size_mb")) o.limits.max_size_bytes = static_cast<std::int64_t>(c["max_size_mb"].get<double>() * 1e6);
-    if (c.contains("max_latency_ms")) o.limits.max_latency_ms = c["max_latency_ms"].get<double>();
-    if (c.contains("max_memory_mb")) o.limits.max_memory_bytes = static_cast<std::int64_t>(c["max_memory_mb"].get<double>() * 1e6);
+    const recommend::Request wanted = recommend_request(c);
+    o.device = wanted.device;
+    o.goal = wanted.goal;
+    o.limits = wanted.limits;
     o.eval_limit = c.value("eval_limit", std::int64_t{0});
     o.max_train_images = c.value("max_train_images", std::int64_t{0});
     o.out_dir = (dir / "out").string();

@@ -20,12 +20,13 @@
 
 #include "importers/keras/keras_importer.h"
 #include "importers/onnx/onnx_importer.h"
+#include "importers/tflite/tflite_importer.h"
 #include "importers/torchscript/torchscript_archive.h"
 
 namespace edgeopt {
 namespace {
 
-constexpr const char* kSupportedList = "ONNX, Keras .h5/.keras, TorchScript .pt, EdgeOpt .eom";
+constexpr const char* kSupportedList = "ONNX, Keras .h5/.keras, TorchScript .pt, TFLite .tflite, EdgeOpt .eom";
 constexpr const char* kExportTorchScript = "torch.jit.save(torch.jit.script(model.eval()), \"model.pt\")";
 constexpr const char* kExportOnnx = "torch.onnx.export(model.eval(), torch.randn(1, 3, 224, 224), \"model.onnx\")";
 
@@ -172,6 +173,8 @@ const char* model_format_name(ModelFormat format) {
       return "torchscript";
     case ModelFormat::kEom:
       return "eom";
+    case ModelFormat::kTflite:
+      return "tflite";
   }
   return "?";
 }
@@ -200,6 +203,7 @@ Result<ModelFormat> detect_model_format_in_process(const std::string& path) {
     if (is_hdf5(head)) return ModelFormat::kKerasH5;
     if (head.size() >= 4 && std::string_view(head).substr(0, 4) == std::string_view(format::kEomMagic, 4)) return ModelFormat::kEom;
     if (is_zip(head)) return detect_zip(path);
+    if (tflite_import::has_tflite_identifier(head)) return ModelFormat::kTflite;
     if (is_raw_pickle(head)) refuse_pickle(path, guess_pickle_kind(head));
     if (is_onnx(path)) return ModelFormat::kOnnx;
     fail(ErrorCode::kUnsupportedFormat, "'" + path + "' is not a model file EdgeOpt reads (" + kSupportedList + ")",
@@ -226,7 +230,7 @@ Result<ModelFormat> detect_model_format(const std::string& path) {
       },
       path, policy);
   if (!reply) return reply.error();
-  if (reply->size() != 1 || reply->front() < 0 || reply->front() > static_cast<char>(ModelFormat::kEom)) {
+  if (reply->size() != 1 || reply->front() < 0 || reply->front() > static_cast<char>(ModelFormat::kTflite)) {
     return Error{ErrorCode::kInternal, path + ": the format detection sent an unreadable reply"};
   }
   return static_cast<ModelFormat>(reply->front());
@@ -247,6 +251,8 @@ Result<ImportedModel> import_model_without_torch(const std::string& path) {
         return keras_import::import_keras_v3(path);
       case ModelFormat::kEom:
         return format::read_eom(path);
+      case ModelFormat::kTflite:
+        return tflite_import::import_file(path);
       case ModelFormat::kTorchScript:
         break;
     }

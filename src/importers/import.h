@@ -8,8 +8,9 @@
 
 namespace edgeopt {
 
-enum class ModelFormat { kOnnx, kKerasH5, kKerasV3, kTorchScript, kEom };
-const char* model_format_name(ModelFormat format);  // "onnx", "keras-h5", "keras-v3", "torchscript", "eom"
+enum class ModelFormat { kOnnx, kKerasH5, kKerasV3, kTorchScript, kEom, kTflite };
+// "onnx", "keras-h5", "keras-v3", "torchscript", "eom", "tflite"
+const char* model_format_name(ModelFormat format);
 
 struct ImportedModel {
   ModelFormat format = ModelFormat::kOnnx;

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "format/eom.h"
+#include "format/tflite_export.h"
 #include "importers/import.h"
 #include "ir/text.h"
 
@@ -109,7 +110,7 @@ TEST_F(DetectTest, ExtensionIsNeverTrusted) {
   if (!h5_as_keras.empty()) expect_format(h5_as_keras, ModelFormat::kKerasH5);
   expect_error(write("notes.onnx", "this is a text file, not a model\n"), ErrorCode::kUnsupportedFormat);
   Result<ModelFormat> text = detect_model_format(dir_ / "notes.onnx");
-  EXPECT_NE(text.error().message.find("not a model file EdgeOpt reads (ONNX, Keras .h5/.keras, TorchScript .pt, EdgeOpt .eom)"),
+  EXPECT_NE(text.error().message.find("not a model file EdgeOpt reads (ONNX, Keras .h5/.keras, TorchScript .pt, TFLite .tflite, EdgeOpt .eom)"),
             std::string::npos)
       << text.error().message;
 }
@@ -127,6 +128,32 @@ TEST_F(DetectTest, EomFilesAreModelsToo) {
   ASSERT_TRUE(model.ok()) << model.error().to_string();
   EXPECT_EQ(model->graph.param_count(), 8);
   EXPECT_STREQ(model_format_name(model->format), "eom");
+}
+
+TEST_F(DetectTest, TfliteFilesImportInTheSandboxWithTheirInt8Weights) {
+  ir::Graph g;
+  g.name = "tiny";
+  const int x = g.add_input("x", {ir::kBatch, 4}, ir::Layout::kNC);
+  g.outputs = {g.add_node(ir::OpKind::kGemm, "fc", {x, g.add_constant("w", {2, 4}, {0.5F, -0.25F, 1, 0, 0.1F, 0.2F, -0.3F, 0.4F})})};
+  ASSERT_TRUE(ir::verify(g).ok());
+  format::TfliteExportOptions o;
+  o.kind = format::TfliteKind::kDynamicInt8;
+  const std::string path = (dir_ / "model.bin").string();  // told by the "TFL3" identifier, not the name
+  ASSERT_TRUE(format::export_tflite_file(g, path, o).ok());
+  expect_format(path, ModelFormat::kTflite);
+  auto model = import_model_without_torch(path);
+  ASSERT_TRUE(model.ok()) << model.error().to_string();
+  EXPECT_STREQ(model_format_name(model->format), "tflite");
+  EXPECT_EQ(model->graph.param_count(), 10) << "8 weights and the zero bias TFLite's FULLY_CONNECTED gets";
+  const ir::Value& w = model->graph.value(model->graph.nodes.back().inputs[1]);
+  ASSERT_TRUE(w.quant.has_value()) << "the int8 weights' parameters cross the sandbox";
+  EXPECT_EQ(w.quant->scales.size(), 2U);
+  EXPECT_FLOAT_EQ(w.f32[2], 1.0F);
+  // A truncated file is refused inside the sandbox with the importer's own error.
+  const std::string bytes = slurp(path);
+  auto cut = import_model_without_torch(write("cut.tflite", bytes.substr(0, bytes.size() / 2)));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code, ErrorCode::kCorruptFile) << cut.error().to_string();
 }
 
 TEST_F(DetectTest, Hdf5BehindAUserBlock) {

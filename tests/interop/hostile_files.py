@@ -38,6 +38,15 @@ def onnx_huge_input(path, side=40000):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
 
 
+def tflite_huge_input(path, side, edgeopt):
+    """A 600-byte TFLite file (EdgeOpt's own export of onnx_huge_input) declaring a side x side image."""
+    import subprocess
+    onnx_path = path + ".onnx"
+    onnx_huge_input(onnx_path, side)
+    subprocess.run([edgeopt, "export", onnx_path, "--format", "tflite", "--out", path], check=True, capture_output=True)
+    os.remove(onnx_path)
+
+
 def onnx_external_data_outside(path, target):
     """An initializer whose external data lives at an absolute path outside the model's folder."""
     import onnx

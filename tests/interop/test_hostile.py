@@ -256,6 +256,14 @@ def test_onnx_huge_declared_input(case, side):
     check(case, evaluate_args(model), words=["pixels per side"])
 
 
+@pytest.mark.parametrize("side,words", [(40000, ["pixels per side"]), (1000000, ["more than 2^31 elements", "real input size"])])
+def test_tflite_huge_declared_input(case, side, words):
+    model = case.model("huge.tflite")
+    hf.tflite_huge_input(model, side, edgeopt_bin())
+    assert os.path.getsize(model) < 4096
+    check(case, evaluate_args(model), words=words)
+
+
 def test_onnx_external_data_outside_its_folder(case):
     model = case.model("ext.onnx")
     hf.onnx_external_data_outside(model, case.canary)

@@ -159,7 +159,10 @@ class Importer {
              "convert the model with a fixed input shape (batch 1)");
       }
       elements *= std::max<std::int64_t>(d, 1);
-      if (elements > kMaxElements) corrupt(source_, "tensor '" + name_of(t) + "' has more than 2^31 elements");
+      if (elements > kMaxElements) {
+        fail(ErrorCode::kUnsupportedFormat, "tensor '" + name_of(t) + "' of '" + source_ + "' declares more than 2^31 elements",
+             "convert the model with its real input size (e.g. 1x224x224x3)");
+      }
       out.push_back(d);
     }
     return out;

@@ -113,9 +113,10 @@ bench-server: build pydeps
 bench-techniques: build pydeps
 	$(PYTHON) bench/bench_techniques.py --bin $(BUILD)/edgeopt
 
-# LiteRT latency of each exported TFLite file vs the FP32 one, next to EdgeOpt's own figure.
+# Each exported TFLite file in LiteRT and in EdgeOpt's executor, each vs its FP32 file
+# (docs/runtime-latency.md holds the tables this prints).
 bench-runtimes: build pydeps
-	$(PYTHON) bench/bench_runtimes.py --bin $(BUILD)/edgeopt
+	$(PYTHON) bench/bench_runtimes.py --bin $(BUILD)/edgeopt --markdown
 
 # The store's job queue: jobs/s and claim latency with 1..16 concurrent claimers, on a throw-away
 # PostgreSQL cluster and on SQLite.

@@ -1,6 +1,7 @@
 """torchvision's MobileNet v2 and ResNet-18 (random weights, seeded) export to TFLite with
 `edgeopt export` and run in LiteRT: FP32 outputs equal PyTorch's within 1e-4 of their range;
-the FP16-weight and dynamic-range int8 files run and stay close."""
+the FP16-weight and dynamic-range int8 files run and stay close. EdgeOpt reads each file back
+(depthwise convolutions, residual adds, ReLU6, the mean pool) with the ONNX model's MACs."""
 import os
 
 import numpy as np
@@ -33,6 +34,7 @@ def test_torchvision_model_exports_to_tflite_and_runs_in_litert(name, tmp_path):
     onnx_path = tmp_path / f"{name}.onnx"
     torch.onnx.export(model, x, str(onnx_path), opset_version=13, input_names=["input"], output_names=["logits"],
                       dynamic_axes={"input": {0: "N"}, "logits": {0: "N"}})
+    macs = run_cli("inspect", onnx_path, "--json").json()["macs"]
     scale = float(np.abs(ref).max())
     for kind, tolerance in (("fp32", 1e-4), ("fp16", 2e-2), ("dynamic_int8", 0.2)):
         out = tmp_path / f"{name}.{kind}.tflite"
@@ -42,3 +44,6 @@ def test_torchvision_model_exports_to_tflite_and_runs_in_litert(name, tmp_path):
         err = float(np.abs(got - ref).max()) / scale
         print(f"{name} {kind}: {os.path.getsize(out)} bytes, max |LiteRT - PyTorch| = {err:.2e} of the output range")
         assert err <= tolerance, (kind, err)
+        back = run_cli("inspect", out, "--json")
+        assert back.code == 0, back.stderr
+        assert back.json()["format"] == "tflite" and back.json()["macs"] == macs, (kind, back.json()["macs"], macs)

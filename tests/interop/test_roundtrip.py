@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED, run_cli
-from test_evaluate import mnist_all_test, normalized  # noqa: F401 (fixture)
+from test_evaluate import mnist_all_test, normalized, ort_accuracy  # noqa: F401 (fixture)
 from test_qdq_import import qdq_accuracy
 
 POINTS = 0.1
@@ -121,6 +121,8 @@ def test_nncf_quantized_fixture_reads_back_with_onnx_runtimes_accuracy(shared_di
     assert ours.code == 0, ours.stderr
     reference = qdq_accuracy(dst, x, labels)
     table_row(f"NNCF {fixture}", "ONNX Runtime (as written)", reference, ours.json()["accuracy"])
+    print(f"  (the FP32 source: {r.json()['accuracy'] * 100:.2f} % in EdgeOpt; ONNX Runtime with its default optimizations, "
+          f"its own int8 kernels: {ort_accuracy(dst, x, labels) * 100:.2f} %)")
     assert abs(ours.json()["accuracy"] - reference) * 100 <= POINTS, (ours.json()["accuracy"], reference)
     for args in (("benchmark", dst, "--runs", "3", "--json"), ("estimate", dst, "--device", "coral_usb_pi4", "--json")):
         assert run_cli(*args).code == 0, args

@@ -77,7 +77,7 @@ int run(const BenchmarkArgs& args) {
 void add_benchmark_command(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<BenchmarkArgs>();
   auto* cmd = app.add_subcommand("benchmark", "measure host latency at batch 1 (1 thread and all threads) of one or more models, side by side");
-  cmd->add_option("models", args->models, "model files (.onnx, .h5, .keras, .pt, .eom); ratios are given against the first")->required();
+  cmd->add_option("models", args->models, "model files (.onnx, .h5, .keras, .pt, .tflite, .eom); ratios are given against the first")->required();
   cmd->add_option("--runs", args->runs, "minimum runs per round (each round also lasts at least 200 ms)")->check(CLI::Range(1, 100000));
   cmd->add_flag("--json", args->json, "print JSON");
   cmd->callback([args, &exit_code] { exit_code = run(*args); });

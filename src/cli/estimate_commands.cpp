@@ -167,7 +167,7 @@ void add_estimate_commands(CLI::App& app, int& exit_code) {
   auto a = std::make_shared<EstimateArgs>();
   auto* estimate =
       app.add_subcommand("estimate", "estimate latency (with an interval), peak memory and energy on a device");
-  estimate->add_option("model", a->model, "model file: .onnx, .h5, .keras or TorchScript .pt")->required();
+  estimate->add_option("model", a->model, "model file: .onnx, .h5, .keras, TorchScript .pt, .tflite or EdgeOpt .eom")->required();
   estimate->add_option("--device", a->device, "device id (see `edgeopt devices`)")->required();
   estimate->add_option("--runtime", a->runtime,
                        "tflite, onnxruntime, ncnn, ncnn-vulkan, tensorrt, edgetpu, ... (default: the device's first "

@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   CommonOptions common;
   std::string model_path;
   auto add_common = [&](CLI::App* cmd) {
-    cmd->add_option("model", model_path, "model file: .onnx, .h5, .keras, TorchScript .pt or EdgeOpt .eom")->required();
+    cmd->add_option("model", model_path, "model file: .onnx, .h5, .keras, TorchScript .pt, .tflite or EdgeOpt .eom")->required();
     cmd->add_flag("--json", common.json, "print JSON");
     cmd->add_option("--input-shape", common.input_shape, "input shape when the file lacks it, e.g. 1,3,224,224");
   };

@@ -128,6 +128,39 @@ json tolerance_for(const std::string& kind, const std::string& format) {
   return {{"kind", "quantized"}, {"atol_fraction_of_max", kInt8Tolerance}, {"min_top1_agreement", kInt8Agreement}};
 }
 
+// Where the C++ example's ONNX Runtime header comes from (data/deploy/example_onnx.cpp): the C API
+// header of ONNX Runtime 1.20 (ORT_API_VERSION 20), as vendored by a Go module on Go's module proxy.
+// An older header works with a newer library; tests/interop/test_deploy.py builds against it.
+constexpr const char* kOrtHeaderModule = "github.com/yalue/onnxruntime_go@v1.13.0";
+constexpr const char* kOrtHeaderModuleDir = "github.com/yalue/onnxruntime_go@v1.13.0";
+constexpr const char* kOrtHeaderRuntime = "1.20";
+constexpr int kOrtHeaderApi = 20;
+
+// What the C++ example needs of metadata.json, as lines it reads without a JSON parser.
+std::string cpp_preprocessing(const json& results, const std::string& model) {
+  const json input = results.value("input", json::object());
+  const json norm = results.value("normalization", json::object());
+  std::ostringstream o;
+  o.precision(9);
+  o << "# written by edgeopt package for cpp/example_onnx.cpp (the same values as metadata.json's preprocessing)\n";
+  o << "model " << model << "\n";
+  o << "height " << input.value("height", 0) << "\nwidth " << input.value("width", 0) << "\nchannels " << input.value("channels", 0) << "\n";
+  o << "layout " << input.value("layout", std::string("NCHW")) << "\n";
+  o << "scale " << norm.value("scale", 1.0) << "\n";
+  for (const char* key : {"mean", "std"}) {
+    const json values = norm.value(key, json(nullptr));
+    if (!values.is_array() || values.empty()) continue;
+    o << key;
+    for (const json& x : values) o << " " << x.get<double>();
+    o << "\n";
+  }
+  const json names = results.value("class_names", json(nullptr));
+  if (names.is_array()) {
+    for (const json& n : names) o << "class " << (n.is_string() ? n.get<std::string>() : n.dump()) << "\n";
+  }
+  return o.str();
+}
+
 std::string device_runtimes(const estimator::Device& d) {
   std::string s;
   for (const auto& r : d.runtimes) s += (s.empty() ? "" : ", ") + r.id;
@@ -182,6 +215,9 @@ std::string readme(const json& results, const json& v, const json& baseline, con
   r << "- `SHA256SUMS`: the checksum of every other file (`sha256sum -c SHA256SUMS`).\n";
   r << "- `selftest.py`: checks the checksums, runs the stored samples and compares with EdgeOpt's outputs, measures latency, writes `measurements.json`.\n";
   r << "- `example_*.py`: classify an image file; `edgeopt_image.py`: the image loading and preprocessing they share.\n";
+  if (std::any_of(models.begin(), models.end(), [](const ModelFile& m) { return m.format == "onnx"; })) {
+    r << "- `cpp/example_onnx.cpp`: the same in C++ with ONNX Runtime's C API (build below); `cpp/preprocessing.txt`: the preprocessing it applies.\n";
+  }
   r << "- `samples/`: preprocessed test images (`inputs.npy`), their labels, EdgeOpt's outputs for them, and sample images.\n\n";
   if (!notes.empty()) {
     r << "## Notes\n\n";
@@ -199,6 +235,22 @@ std::string readme(const json& results, const json& v, const json& baseline, con
   if (has_tflite) r << "python3 example_tflite.py samples/sample_0.png\n";
   if (has_onnx) r << "python3 example_onnx.py samples/sample_0.png\n";
   r << "```\n\n";
+  if (has_onnx) {
+    r << "## C++ example (ONNX Runtime's C API)\n\n"
+      << "`cpp/example_onnx.cpp` classifies an image file like `example_onnx.py` (same preprocessing, read from `cpp/preprocessing.txt`; "
+         "same output). It needs a C++17 compiler, stb_image (Debian/Raspberry Pi OS: `libstb-dev`), ONNX Runtime's shared library "
+         "(the `onnxruntime` wheel installed above ships it in `onnxruntime/capi/`) and the C API header `onnxruntime_c_api.h` of "
+         "ONNX Runtime " << kOrtHeaderRuntime << " (API version " << kOrtHeaderApi << "; it works with that library version and every later one). "
+         "That header is in ONNX Runtime's release archives and is vendored by the Go module `" << kOrtHeaderModule << "`, which Go's module "
+         "proxy serves:\n\n```sh\nsudo apt install g++ libstb-dev golang-go\n"
+      << "ORT_LIB=$(python3 -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\"))')\n"
+      << "GOFLAGS=-modcacherw GOMODCACHE=$PWD/.gomod go mod download " << kOrtHeaderModule << "\n"
+      << "ORT_INCLUDE=$PWD/.gomod/" << kOrtHeaderModuleDir << "\n"
+      << "mkdir -p lib && ln -sf \"$(ls \"$ORT_LIB\"/libonnxruntime.so.1.*)\" lib/libonnxruntime.so.1   # the wheel's file under its soname\n"
+      << "g++ -O2 -std=c++17 -I\"$ORT_INCLUDE\" cpp/example_onnx.cpp -o example_onnx lib/libonnxruntime.so.1 -Wl,-rpath,'$ORIGIN/lib'\n"
+      << "./example_onnx samples/sample_0.png\n```\n\n"
+      << "With an ONNX Runtime release archive instead, use its `include/` for `ORT_INCLUDE` and its `lib/` for `ORT_LIB`.\n\n";
+  }
   const bool jetson = device.find_runtime("tensorrt") != nullptr;
   if (jetson && has_onnx) {
     r << "On a Jetson, TensorRT builds an engine from the ONNX file (JetPack provides `trtexec`; the device catalogue lists "
@@ -455,6 +507,13 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       const bool have_tflite = std::any_of(models.begin(), models.end(), [](const ModelFile& m) { return m.format == "tflite"; });
       if ((onnx_example && !have_onnx) || (tflite_example && !have_tflite)) continue;
       entries.push_back({script, read_file(fs::path(data_dir) / "deploy" / script, "the package template")});
+    }
+    // The C++ example: ONNX Runtime's C API (no TFLite C API library is packaged for these boards).
+    for (const ModelFile& m : models) {
+      if (m.format != "onnx") continue;
+      entries.push_back({"cpp/example_onnx.cpp", read_file(fs::path(data_dir) / "deploy" / "example_onnx.cpp", "the package template")});
+      entries.push_back({"cpp/preprocessing.txt", cpp_preprocessing(results, m.path)});
+      break;
     }
 
     json files = json::object();

@@ -14,6 +14,7 @@
 #include "data/checksum.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/layers.h"
 #include "format/eom.h"
 #include "ir/graph.h"
 
@@ -60,7 +61,18 @@ struct ModelFile {
   std::string note;
   json tolerance;         // how selftest.py compares its outputs with EdgeOpt's
   json runtime_accuracy;  // measured in that runtime by optimize, when it was
+  std::string kind;       // the export's kind (fp32, fp16, dynamic_int8, int8, qdq_int8); empty for the .eom
+  json estimate;          // the shipped calibration's estimate for this file on the device, or null
 };
+
+// The estimator's view of a model file: the runtime that runs it and the precision it computes in
+// (float16 weights are widened to float32 on a CPU; dynamic-range int8 is not modelled).
+std::pair<std::string, std::string> estimated_as(const ModelFile& m) {
+  const std::string runtime = m.format == "tflite" ? "tflite" : m.format == "onnx" ? "onnxruntime" : "";
+  if (m.kind == "int8" || m.kind == "qdq_int8") return {runtime, "int8"};
+  if (m.kind == "fp32" || m.kind == "fp16") return {runtime, "fp32"};
+  return {"", ""};
+}
 
 const json* find_variant(const json& results, const std::string& technique) {
   if (technique == "fp32") return &results.at("baseline");
@@ -396,6 +408,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       if (m.format == "tflite" && kind == "int8") m.note = e.value("io", "") == "int8" ? "Full-integer: int8 input and output (quantize the input with the input tensor's scale and zero point)." : "Full-integer int8 inside, float32 input and output.";
       if (precision == "int4") m.note = "No runtime here has int4 kernels: the int4 weights are stored dequantized, so this file does not shrink (the .eom does).";
       m.tolerance = tolerance_for(kind, m.format);
+      m.kind = kind;
       m.runtime_accuracy = e.value("runtime_accuracy", json(nullptr));
       add_model(e.value("path", ""), std::move(m));
     };
@@ -476,6 +489,37 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       else edgetpu_info["compiler_command"] = nullptr;
     }
 
+    // What selftest.py's measurements are compared with (edgeopt calibrate --measured): the
+    // variant's layer table and, per model file, the shipped calibration's estimate for the runtime
+    // that runs it on this device, with as many threads as the device has cores.
+    json estimator_info = nullptr;
+    {
+      const std::string eom_name = name_of(v.value("artifact", std::string()));
+      auto graph = format::read_eom_bytes(result_file(eom_name, "the .eom file"), eom_name);
+      if (!graph) throw Failure{graph.error()};
+      auto table = estimator::layers_from_graph(graph.value());
+      auto shipped = estimator::load_calibration(data_dir + "/estimator");
+      if (table && shipped) {
+        estimator_info = {{"layers", estimator::layer_table_to_json(table.value())},
+                          {"threads", device->cpu_cores},
+                          {"calibration", "shipped"},
+                          {"note", "selftest.py copies these into measurements.json; edgeopt calibrate --measured estimates each measured file again from the layers"}};
+        for (ModelFile& m : models) {
+          const auto [runtime, precision_id] = estimated_as(m);
+          if (runtime.empty() || !device->find_runtime(runtime)) continue;
+          estimator::EstimateOptions o;
+          o.device = device->id;
+          o.runtime = runtime;
+          o.precision = *estimator::precision_from_name(precision_id);
+          o.threads = device->cpu_cores;
+          auto e = estimator::estimate(table.value(), *catalog, shipped.value(), o);
+          if (!e) continue;
+          m.estimate = {{"runtime", runtime}, {"precision", precision_id}, {"threads", o.threads}, {"latency_ms", e->latency_ms},
+                        {"latency_ms_low", e->latency_ms_low}, {"latency_ms_high", e->latency_ms_high}, {"calibration", "shipped"}, {"kind", "estimated"}};
+        }
+      }
+    }
+
     bool sparse = false;
     for (const auto& n : v.value("notes", json::array())) sparse = sparse || n.get<std::string>().find("dense, zeros included") != std::string::npos;
     if (sparse) {
@@ -521,7 +565,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     json model_list = json::array();
     for (const ModelFile& m : models) {
       model_list.push_back({{"path", m.path}, {"format", m.format}, {"runtime", m.runtime}, {"precision", m.precision}, {"note", m.note},
-                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}});
+                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}, {"estimate", m.estimate}});
     }
     const json estimate = device_estimate(v, request.device);
     json metadata{{"edgeopt_version", EDGEOPT_VERSION},
@@ -540,6 +584,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
                   {"baseline_metrics", metrics_of(results["baseline"], results)},
                   {"device_estimate", estimate},
                   {"edgetpu", edgetpu_info},
+                  {"estimator", estimator_info},
                   {"samples", sample_meta},
                   {"notes", notes},
                   {"format_versions", {{"eom", 2}, {"onnx_opset", 13}, {"tflite_schema", 3}}},

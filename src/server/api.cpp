@@ -25,6 +25,7 @@
 #include "deploy/package.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/local_calibration.h"
 #include "format/eom.h"
 #include "pipeline/model.h"
 #include "pipeline/optimize.h"
@@ -977,7 +978,20 @@ struct Api::Impl {
     return resp;
   }
 
+  // The shipped calibration plus the local one of the server's user (`edgeopt calibrate
+  // --measured`, $EDGEOPT_CALIBRATION_DIR), read again per request so a fold shows at once.
+  std::optional<estimator::Calibration> with_local_calibration() {
+    if (!calibration) return std::nullopt;
+    estimator::Calibration c = calibration.value();
+    if (auto s = estimator::load_local_calibration(c, estimator::local_calibration_dir()); !s) {
+      service::log_line("local calibration ignored: " + s.error().to_string());
+      return calibration;
+    }
+    return c;
+  }
+
   HttpResponse devices(const std::string& id) {
+    const std::optional<estimator::Calibration> local = with_local_calibration();
     auto describe = [&](const estimator::Device& d) {
       json out = d.document;
       // The estimator's measured error on published measurements of this device, under each
@@ -993,6 +1007,9 @@ struct Api::Impl {
         }
       }
       out["estimator_error"] = error.empty() ? json(nullptr) : error;
+      // shipped, or local (N measurements) once the server's user folded in on-board measurements.
+      out["calibration"] = local ? estimator::calibration_label(local.value(), d.id) : std::string("shipped");
+      if (local && local->local.count(d.id)) out["local_calibration"] = estimator::calibration_summary(local.value(), d.id);
       out["estimator_error_note"] = "the latency estimator's measured error on published measurements of this device (docs/estimator-validation.md): "
                                     "median absolute error and share within 10 % and 25 %, per validation";
       return out;
@@ -1100,7 +1117,7 @@ struct Api::Impl {
       }
       eo.cpu_mhz = b["cpu_mhz"].get<double>();
     }
-    auto est = estimator::estimate_graph(model.value(), catalog, calibration.value(), eo);
+    auto est = estimator::estimate_graph(model.value(), catalog, with_local_calibration().value(), eo);
     if (!est) return from_error(est.error());
     json out = estimator::estimate_to_json(est.value());
     out["technique"] = technique;

@@ -708,6 +708,10 @@ export interface components {
             technique?: string;
             /** @constant */
             is_estimate: true;
+            /** @description shipped, or local (N measurements) when the server's user folded on-board measurements of this device into their local calibration (edgeopt calibrate --measured) */
+            calibration?: string;
+            /** @description the local calibration's factor applied to the shipped estimate (present with a local calibration) */
+            local_calibration_factor?: number;
         };
         Event: {
             id: number;

@@ -247,6 +247,8 @@ std::string readme(const json& results, const json& v, const json& baseline, con
   if (has_tflite) r << "python3 example_tflite.py samples/sample_0.png\n";
   if (has_onnx) r << "python3 example_onnx.py samples/sample_0.png\n";
   r << "```\n\n";
+  r << "Bring `measurements.json` back to the machine with EdgeOpt: `edgeopt calibrate --measured measurements.json` folds the latencies measured "
+       "here into your local calibration for " << device.id << ", so EdgeOpt's later estimates for this board follow them (EdgeOpt's docs/packages.md).\n\n";
   if (has_onnx) {
     r << "## C++ example (ONNX Runtime's C API)\n\n"
       << "`cpp/example_onnx.cpp` classifies an image file like `example_onnx.py` (same preprocessing, read from `cpp/preprocessing.txt`; "

@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -365,6 +366,16 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       if (!bytes) fail(bytes.error().code, what + " '" + name + "': " + bytes.error().message, bytes.error().hint);
       return std::move(bytes).value();
     };
+    // The same, or nothing when the file is not there (results kept by an older EdgeOpt, e.g. a
+    // service run from before every export and sample was stored).
+    auto optional_result_file = [&](const std::string& name, const std::string& what) -> std::optional<std::string> {
+      try {
+        return result_file(name, what);
+      } catch (const Failure& f) {
+        if (f.error.code == ErrorCode::kNotFound) return std::nullopt;
+        throw;
+      }
+    };
     auto name_of = [](const std::string& recorded) { return fs::path(recorded).filename().string(); };
     json results = json::parse(result_file("results.json", "the results file"), nullptr, false);
     if (results.is_discarded() || !results.is_object() || !results.contains("baseline") || !results.contains("variants")) {
@@ -396,7 +407,18 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     std::vector<Entry> entries;
     std::vector<std::string> notes;
     auto add_model = [&](const std::string& recorded, ModelFile m) {
-      entries.push_back({m.path, result_file(name_of(recorded), "the " + m.format + " file of '" + request.technique + "'")});
+      const std::string what = "the " + m.format + " file of '" + request.technique + "'";
+      // In auto mode a missing export is left out with a note; a format asked for, or the .eom, must be there.
+      if (request.format == PackageFormat::kAuto && m.format != "eom") {
+        auto bytes = optional_result_file(name_of(recorded), what);
+        if (!bytes) {
+          notes.push_back(name_of(recorded) + " is not stored with these results (kept by an older EdgeOpt): it is not in the package; run the optimization again to get it");
+          return;
+        }
+        entries.push_back({m.path, std::move(*bytes)});
+      } else {
+        entries.push_back({m.path, result_file(name_of(recorded), what)});
+      }
       models.push_back(std::move(m));
     };
     const json exports = v.value("exports", json::array());
@@ -532,13 +554,20 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     // Stored samples (inputs, labels, EdgeOpt's outputs) for the self-test and the examples.
     const json samples = results.value("samples", json(nullptr));
     json sample_meta = nullptr;
+    std::optional<std::string> sample_inputs, sample_outputs;
     if (samples.is_object() && v.contains("reference_outputs")) {
-      entries.push_back({"samples/inputs.npy", result_file("samples/" + name_of(samples.value("inputs", "")), "the sample inputs")});
-      entries.push_back({"samples/reference_outputs.npy", result_file("samples/" + name_of(v.value("reference_outputs", "")), "EdgeOpt's sample outputs")});
+      sample_inputs = optional_result_file("samples/" + name_of(samples.value("inputs", "")), "the sample inputs");
+      sample_outputs = optional_result_file("samples/" + name_of(v.value("reference_outputs", "")), "EdgeOpt's sample outputs");
+    }
+    if (sample_inputs && sample_outputs) {
+      entries.push_back({"samples/inputs.npy", std::move(*sample_inputs)});
+      entries.push_back({"samples/reference_outputs.npy", std::move(*sample_outputs)});
       json images = json::array();
       for (const auto& img : samples.value("images", json::array())) {
         const std::string name = "samples/" + fs::path(img.get<std::string>()).filename().string();
-        entries.push_back({name, result_file(name, "a sample image")});
+        auto bytes = optional_result_file(name, "a sample image");
+        if (!bytes) continue;
+        entries.push_back({name, std::move(*bytes)});
         images.push_back(name);
       }
       sample_meta = {{"inputs", "samples/inputs.npy"}, {"reference_outputs", "samples/reference_outputs.npy"}, {"labels", samples.value("labels", json::array())},

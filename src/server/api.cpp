@@ -965,8 +965,7 @@ struct Api::Impl {
       fs::remove(pr.out_path, ec);
       const Error& err = written.error();
       if (err.code == ErrorCode::kNotFound) {
-        return error_response(410, "gone", "a file of variant '" + name + "' is not stored: " + err.message,
-                              "runs made before the packages were served keep only .eom and .onnx: run the experiment again");
+        return error_response(410, "gone", "the files of variant '" + name + "' are no longer stored: " + err.message, "run the experiment again");
       }
       return from_error(err);
     }

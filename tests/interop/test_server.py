@@ -81,7 +81,6 @@ def test_whole_flow(server):
     what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"}).json()
     assert what_if["recommendation"]["goal"] == "size" and what_if["what_if"] == {"optimization_goal": "minimize_size"}
 
-    check_download(server, e["id"], rows["ptq_int8"])
     perf = server.get(f"/api/performance/{e['id']}/comparison").json()
     assert {c["technique"] for c in perf["comparison"]} == {"fp32", "ptq_int8", "prune_unstructured"}
     m = server.get(f"/api/performance/{e['id']}/metrics")
@@ -95,6 +94,8 @@ def test_whole_flow(server):
     assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0
     assert server.get("/api/devices/raspberry_pi_4").json()["id"] == "raspberry_pi_4"
     assert {t["id"] for t in server.get("/api/techniques").json()["techniques"]} >= {"ptq_int8", "distillation"}
+
+    check_download(server, e["id"], rows["ptq_int8"])
 
     # Delete removes it and its files.
     r = requests.delete(server.url(f"/api/experiments/{e['id']}"), timeout=30)
@@ -144,6 +145,27 @@ def check_download(server, eid, row):
     assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"device": "toaster"}), 422, "unknown device", "raspberry_pi_4")
     assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"format": "gguf"}), 422, "unknown package format", "tflite")
     assert_error(server.get(f"/api/results/{eid}/download/nope"), 404, "no variant")
+
+    if server.database == "":
+        # A run stored before every export and sample was kept (only .eom and .onnx) still downloads,
+        # with what it has and a note; selftest.py then checks checksums and latency.
+        art = os.path.join(server.store, "blobs", eid, "artifacts")
+        for root, _, files in os.walk(art):
+            for f in files:
+                if not f.endswith((".eom", ".onnx", "results.json")):
+                    os.remove(os.path.join(root, f))
+        z = server.get(f"/api/results/{eid}/download/ptq_int8")
+        assert z.status_code == 200, z.text
+        old = server.tmp_path / f"pkg-old-{eid}"
+        with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+            zf.extractall(old)
+        meta = json.loads((old / "metadata.json").read_text())
+        assert sorted(m["path"] for m in meta["models"]) == ["model/ptq_int8.eom", "model/ptq_int8.onnx"]
+        assert meta["samples"] is None and any("not stored" in n for n in meta["notes"]), meta["notes"]
+        r = subprocess.run([sys.executable, str(old / "selftest.py"), "--runs", "5"], capture_output=True, text=True, cwd=old, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        os.remove(os.path.join(art, "ptq_int8.eom"))
+        assert_error(server.get(f"/api/results/{eid}/download/ptq_int8"), 410, "no longer stored", "run the experiment again")
 
 
 def test_list_paging_filters_patch(server):

@@ -318,7 +318,7 @@ export interface paths {
         };
         /**
          * The deployment package of a variant for a device: the ZIP `edgeopt package` writes
-         * @description The model in the formats the device runs (format=auto) or in one format, metadata.json (every metric marked measured or estimated, SHA-256 of every file), a README for the variant and device, selftest.py, Python and C++ examples, samples/ and SHA256SUMS. Without a query (the predecessor's route) it is the package for the experiment's target device. 410 when the run's files are not stored (runs made before packages were served keep only .eom and .onnx).
+         * @description The model in the formats the device runs (format=auto) or in one format, metadata.json (every metric marked measured or estimated, SHA-256 of every file), a README for the variant and device, selftest.py, Python and C++ examples, samples/ and SHA256SUMS. Without a query (the predecessor's route) it is the package for the experiment's target device. A run made before every export and sample was stored gets the files it has (its .eom and ONNX twin), with a note in metadata.json; 410 when the variant's .eom is no longer stored.
          */
         get: operations["downloadVariant"];
         put?: never;

@@ -251,7 +251,7 @@ ORT_HEADER_MODULE = "github.com/yalue/onnxruntime_go@v1.13.0"
 def ort_c_api(tmp_path_factory, runtime_venvs):
     go = shutil.which("go")
     if not go:
-        pytest.skip("Go is not installed: it fetches ONNX Runtime's C API header for the C++ example (apt install golang-go)")
+        pytest.skip("Go is not installed (scripts/install-deps.sh installs golang-go): it fetches ONNX Runtime's C API header for the C++ example")
     cache = os.path.join(os.environ.get("EDGEOPT_BUILD") or str(tmp_path_factory.mktemp("go")), "gomod")
     r = subprocess.run([go, "mod", "download", "-json", ORT_HEADER_MODULE], capture_output=True, text=True, timeout=600,
                        env=dict(os.environ, GOMODCACHE=cache, GOFLAGS="-modcacherw"), cwd=str(tmp_path_factory.mktemp("gomod_cwd")))

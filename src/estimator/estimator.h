@@ -39,6 +39,9 @@ struct Calibration {
   std::map<std::string, std::set<std::string>> fused_ops;        // runtime -> IR ops its optimiser removes
   // Winograd output tiles m of F(m x m, 3 x 3) a runtime chooses from, per build ("current", "legacy").
   std::map<std::string, std::map<std::string, std::vector<int>>> winograd_tiles;
+  // Runtimes whose quantised kernels keep the blobs between layers in FP32 (quantising each
+  // layer's input and dequantising its output inside the layer): runtime -> compute precisions.
+  std::map<std::string, std::set<std::string>> float_activations;
   Interval default_interval;
   double uncalibrated_widen = 1.5;
   double prior_weight = 1;    // weight of the priors against the measurements in the fit

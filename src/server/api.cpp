@@ -185,10 +185,12 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
               {"peak_memory_bytes", v.value("peak_memory_bytes", 0)},
               {"notes", v.value("notes", json::array())},
               {"metrics", v.value("metrics", json::object())},
+              {"per_class", v.value("per_class", json(nullptr))},
               {"measured", "accuracy (test split), size (read from disk), params, MACs; host latency when present"}});
   if (v.contains("host_latency_ms")) {
     row["host_latency_ms"] = v["host_latency_ms"];
     row["host_latency_ms_1thread"] = v.value("host_latency_ms_1thread", json());
+    row["host_latency_unstable"] = v.value("host_latency_unstable", false);
   }
   if (v.contains("device_estimates")) {
     row["device_estimates"] = v["device_estimates"];
@@ -215,10 +217,18 @@ json current_results(const store::Experiment& e, const std::vector<store::Job>& 
            {"size_bytes", m.value("size_bytes", 0)}, {"size_gzip_bytes", m.value("size_gzip_bytes", 0)}, {"params", m.value("params", 0)},
            {"nonzero_params", m.value("nonzero_params", 0)}, {"macs", m.value("macs", 0)}, {"precision", m.value("precision", "")},
            {"peak_memory_bytes", m.value("peak_memory_bytes", 0)}, {"notes", m.value("notes", json::array())},
-           {"metrics", m.value("metrics", json::object())}};
+           {"metrics", m.value("metrics", json::object())}, {"per_class", m.value("per_class", json(nullptr))}};
     if (!m.value("error", "").empty()) v["error"] = m["error"];
-    if (j.kind == "baseline") r["baseline"] = v;
-    else r["variants"].push_back(v);
+    if (j.kind == "baseline") {
+      r["baseline"] = v;
+      if (j.result.contains("classes") && j.result["classes"].is_array()) {
+        r["classes"] = j.result["classes"];
+        r["class_names"] = json::array();
+        for (const json& c : r["classes"]) r["class_names"].push_back(c.value("name", ""));
+      }
+    } else {
+      r["variants"].push_back(v);
+    }
   }
   return r;
 }
@@ -807,6 +817,10 @@ struct Api::Impl {
                                {"results", rows},
                                {"recommendation", r.value("recommendation", json(nullptr))},
                                {"dataset", r.value("dataset", json(nullptr))},
+                               {"classes", r.value("classes", json(nullptr))},
+                               {"class_names", r.value("class_names", json(nullptr))},
+                               {"host_latency_unstable", r.value("host_latency_unstable", json(nullptr))},
+                               {"host_latency_note", r.value("host_latency_note", json(nullptr))},
                                {"preprocessing", r.value("preprocessing", json(nullptr))},
                                {"estimates_note", "device_estimates and target_device_estimate are estimates (docs/estimator.md); accuracy, sizes and host latency are measured"},
                                {"raw", r}});

@@ -1103,13 +1103,20 @@ struct Api::Impl {
       if (!b["runtime"].is_string()) return error_response(422, "invalid_argument", "'runtime' must be a string");
       eo.runtime = b["runtime"].get<std::string>();
     }
-    std::string precision = "fp32";
+    // Unless the request names one: the variant's recorded precision, else what the file computes in
+    // (an uploaded int8 QDQ model is estimated as int8, as `edgeopt estimate` does).
+    std::string precision = estimator::precision_name(estimator::precision_of_graph(model.value()).precision);
+    std::string precision_source = "file";
     if (b.contains("precision")) {
       if (!b["precision"].is_string()) return error_response(422, "invalid_argument", "'precision' must be a string");
       precision = b["precision"].get<std::string>();
+      precision_source = "request";
     } else if (exp.results.is_object()) {
       for (const json& v : exp.results["variants"]) {
-        if (v.value("technique", "") == technique) precision = v.value("precision", "fp32");
+        if (v.value("technique", "") == technique) {
+          precision = v.value("precision", "fp32");
+          precision_source = "results";
+        }
       }
     }
     auto p = estimator::precision_from_name(precision);
@@ -1131,6 +1138,7 @@ struct Api::Impl {
     if (!est) return from_error(est.error());
     json out = estimator::estimate_to_json(est.value());
     out["technique"] = technique;
+    out["precision_source"] = precision_source;
     out["is_estimate"] = true;
     return json_response(200, out);
   }

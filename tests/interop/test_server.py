@@ -100,6 +100,8 @@ def test_whole_flow(server):
     assert base_est.status_code == 200 and base_est.json()["technique"] == "fp32", base_est.text
     est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
     assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
+    assert est["precision_source"] == "results"
+    assert base_est.json()["precision"] == "fp32" and base_est.json()["precision_source"] == "file"
 
     devices = {d["id"]: d for d in server.get("/api/devices").json()["devices"]}
     assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0

@@ -719,6 +719,11 @@ export interface components {
             technique?: string;
             /** @constant */
             is_estimate: true;
+            /**
+             * @description where the precision came from: the request's 'precision', the variant's recorded precision, or the model file (int8 when its activations carry int8 ranges, else fp32)
+             * @enum {string}
+             */
+            precision_source?: "request" | "results" | "file";
         };
         Event: {
             id: number;

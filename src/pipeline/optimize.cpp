@@ -477,7 +477,10 @@ json to_json(const Measured& m, double baseline_accuracy) {
     j["parameters"] = m.parameters;
     j["estimated_seconds"] = m.estimated_seconds;
   }
-  if (m.status != "completed") return j;
+  if (m.status != "completed") {
+    j["per_class"] = nullptr;  // nothing was measured
+    return j;
+  }
   const double drop_pp = 100 * (baseline_accuracy - m.accuracy);
   j.update({{"precision", m.precision},
             {"accuracy", m.accuracy},

@@ -166,7 +166,10 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
   const double base_acc = baseline.value("accuracy", 0.0);
   row["original_accuracy"] = 100 * base_acc;
   row["original_size_mb"] = static_cast<double>(baseline.value("size_bytes", std::int64_t{0})) / 1e6;
-  if (!done) return row;
+  if (!done) {
+    row["per_class"] = nullptr;
+    return row;
+  }
   const double acc = v.value("accuracy", 0.0);
   row.update({{"optimized_accuracy", 100 * acc},
               {"accuracy_drop_percent", 100 * (base_acc - acc)},

@@ -8,6 +8,7 @@
 #include <sstream>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "cli/cli_common.h"
@@ -89,7 +90,7 @@ struct EstimateArgs {
   std::string model;
   std::string device;
   std::string runtime;
-  std::string precision = "fp32";
+  std::string precision;  // empty: read from the model file
   int threads = 0;
   double cpu_mhz = 0;
   bool json = false;
@@ -101,7 +102,7 @@ struct EstimateArgs {
 int run_estimate(const EstimateArgs& a) {
   auto res = load_resources(a.resources, a.calibration_dir);
   if (!res) return fail_with(res.error(), a.json);
-  const auto precision = est::precision_from_name(a.precision);
+  const auto precision = a.precision.empty() ? std::optional<est::Precision>(est::Precision::kFp32) : est::precision_from_name(a.precision);
   if (!precision) {
     return fail_with(
         Error{ErrorCode::kInvalidArgument, "unknown precision '" + a.precision + "'", "use fp32, fp16, int8 or int4"},
@@ -123,7 +124,11 @@ int run_estimate(const EstimateArgs& a) {
   est::EstimateOptions o;
   o.device = a.device;
   o.runtime = a.runtime;
-  o.precision = *precision;
+  // The file says what it computes in (an int8 variant is estimated as int8); --precision overrides.
+  const est::GraphPrecision from_file = est::precision_of_graph(model->graph);
+  o.precision = a.precision.empty() ? from_file.precision : *precision;
+  const std::string source = a.precision.empty() ? "the file" : "--precision";
+  std::string source_detail = a.precision.empty() ? from_file.reason : std::string("the file says ") + est::precision_name(from_file.precision) + " (" + from_file.reason + ")";
   o.threads = a.threads;
   o.cpu_mhz = a.cpu_mhz;
   auto e = est::estimate_graph(model->graph, res->catalog, res->calibration, o);
@@ -131,6 +136,10 @@ int run_estimate(const EstimateArgs& a) {
   if (a.json) {
     json out = est::estimate_to_json(e.value());
     out["model"] = a.model;
+    out["precision_source"] = a.precision.empty() ? "file" : "option";
+    out["precision_from_file"] = est::precision_name(from_file.precision);
+    out["precision_note"] = source_detail;
+    out["is_estimate"] = true;
     std::cout << out.dump(2) << "\n";
     return 0;
   }
@@ -139,6 +148,8 @@ int run_estimate(const EstimateArgs& a) {
   if (e->layers_on_cpu > 0 && e->layers_on_accelerator == 0) {
     std::printf(", %d thread%s at %.0f MHz", e->threads, e->threads == 1 ? "" : "s", e->cpu_mhz);
   }
+  std::printf("\n  precision %s, from %s: %s\n", est::precision_name(o.precision), source.c_str(), source_detail.c_str());
+  std::printf("  (estimates from the model's layers and the calibrated device model, docs/estimator.md; not measured)");
   std::printf("\n  latency   %.2f ms (likely %.2f-%.2f ms), %s-bound\n", e->latency_ms, e->latency_ms_low,
               e->latency_ms_high, e->bound.c_str());
   std::printf("  memory    %.1f MB peak of %.0f MB available (weights %.1f, activations %.1f, runtime %.1f): %s\n",
@@ -256,7 +267,7 @@ void add_estimate_commands(CLI::App& app, int& exit_code) {
   estimate->add_option("--runtime", a->runtime,
                        "tflite, onnxruntime, ncnn, ncnn-vulkan, tensorrt, edgetpu, ... (default: the device's first "
                        "that runs the precision)");
-  estimate->add_option("--precision", a->precision, "fp32, fp16, int8 or int4");
+  estimate->add_option("--precision", a->precision, "fp32, fp16, int8 or int4 (default: what the file computes in: int8 for an int8 variant, else fp32)");
   estimate->add_option("--threads", a->threads, "CPU threads (0: all cores)")->check(CLI::Range(0, 1024));
   estimate
       ->add_option("--cpu-mhz", a->cpu_mhz, "CPU clock when the board differs from the catalogue (e.g. a Pi 4 at 1800)")

@@ -609,6 +609,24 @@ Result<Estimate> estimate_graph(const ir::Graph& graph, const DeviceCatalog& cat
   return estimate(table.value(), catalog, calibration, options);
 }
 
+GraphPrecision precision_of_graph(const ir::Graph& graph) {
+  int quantized_activations = 0;
+  int quantized_weights = 0;
+  for (const ir::Value& v : graph.values) {
+    if (!v.quant) continue;
+    if (v.is_constant) ++quantized_weights;
+    else ++quantized_activations;
+  }
+  if (quantized_activations > 0) {
+    return {Precision::kInt8, std::to_string(quantized_activations) + " activation" + (quantized_activations == 1 ? " has" : "s have") + " int8 ranges"};
+  }
+  if (quantized_weights > 0) {
+    return {Precision::kFp32, std::to_string(quantized_weights) + " weight tensor" + (quantized_weights == 1 ? " is" : "s are") +
+                                  " stored quantized but no activation is: weight-only, computed in float"};
+  }
+  return {Precision::kFp32, "no quantized tensor"};
+}
+
 json estimate_to_json(const Estimate& e) {
   json dominant = json::array();
   for (const auto& l : e.dominant_layers) {

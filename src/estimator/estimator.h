@@ -124,4 +124,13 @@ Result<Estimate> estimate_graph(const ir::Graph& graph, const DeviceCatalog& cat
 
 nlohmann::json estimate_to_json(const Estimate& estimate);
 
+// The precision a model computes in, read from its graph the way `optimize` labels its variants:
+// int8 when activations carry quantization ranges (an int8 variant, a QDQ ONNX import); fp32
+// otherwise, including weight-only int4/int8/f16 storage, which a device unpacks to float.
+struct GraphPrecision {
+  Precision precision = Precision::kFp32;
+  std::string reason;  // what in the graph decided it, for the user
+};
+GraphPrecision precision_of_graph(const ir::Graph& graph);
+
 }  // namespace edgeopt::estimator

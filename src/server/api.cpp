@@ -168,7 +168,10 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
   const double base_acc = baseline.value("accuracy", 0.0);
   row["original_accuracy"] = 100 * base_acc;
   row["original_size_mb"] = static_cast<double>(baseline.value("size_bytes", std::int64_t{0})) / 1e6;
-  if (!done) return row;
+  if (!done) {
+    row["per_class"] = nullptr;
+    return row;
+  }
   const double acc = v.value("accuracy", 0.0);
   row.update({{"optimized_accuracy", 100 * acc},
               {"accuracy_drop_percent", 100 * (base_acc - acc)},
@@ -187,10 +190,12 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
               {"peak_memory_bytes", v.value("peak_memory_bytes", 0)},
               {"notes", v.value("notes", json::array())},
               {"metrics", v.value("metrics", json::object())},
+              {"per_class", v.value("per_class", json(nullptr))},
               {"measured", "accuracy (test split), size (read from disk), params, MACs; host latency when present"}});
   if (v.contains("host_latency_ms")) {
     row["host_latency_ms"] = v["host_latency_ms"];
     row["host_latency_ms_1thread"] = v.value("host_latency_ms_1thread", json());
+    row["host_latency_unstable"] = v.value("host_latency_unstable", false);
   }
   if (v.contains("device_estimates")) {
     row["device_estimates"] = v["device_estimates"];
@@ -217,10 +222,18 @@ json current_results(const store::Experiment& e, const std::vector<store::Job>& 
            {"size_bytes", m.value("size_bytes", 0)}, {"size_gzip_bytes", m.value("size_gzip_bytes", 0)}, {"params", m.value("params", 0)},
            {"nonzero_params", m.value("nonzero_params", 0)}, {"macs", m.value("macs", 0)}, {"precision", m.value("precision", "")},
            {"peak_memory_bytes", m.value("peak_memory_bytes", 0)}, {"notes", m.value("notes", json::array())},
-           {"metrics", m.value("metrics", json::object())}};
+           {"metrics", m.value("metrics", json::object())}, {"per_class", m.value("per_class", json(nullptr))}};
     if (!m.value("error", "").empty()) v["error"] = m["error"];
-    if (j.kind == "baseline") r["baseline"] = v;
-    else r["variants"].push_back(v);
+    if (j.kind == "baseline") {
+      r["baseline"] = v;
+      if (j.result.contains("classes") && j.result["classes"].is_array()) {
+        r["classes"] = j.result["classes"];
+        r["class_names"] = json::array();
+        for (const json& c : r["classes"]) r["class_names"].push_back(c.value("name", ""));
+      }
+    } else {
+      r["variants"].push_back(v);
+    }
   }
   return r;
 }
@@ -809,6 +822,10 @@ struct Api::Impl {
                                {"results", rows},
                                {"recommendation", r.value("recommendation", json(nullptr))},
                                {"dataset", r.value("dataset", json(nullptr))},
+                               {"classes", r.value("classes", json(nullptr))},
+                               {"class_names", r.value("class_names", json(nullptr))},
+                               {"host_latency_unstable", r.value("host_latency_unstable", json(nullptr))},
+                               {"host_latency_note", r.value("host_latency_note", json(nullptr))},
                                {"preprocessing", r.value("preprocessing", json(nullptr))},
                                {"estimates_note", "device_estimates and target_device_estimate are estimates (docs/estimator.md); accuracy, sizes and host latency are measured"},
                                {"raw", r}});
@@ -1092,13 +1109,20 @@ struct Api::Impl {
       if (!b["runtime"].is_string()) return error_response(422, "invalid_argument", "'runtime' must be a string");
       eo.runtime = b["runtime"].get<std::string>();
     }
-    std::string precision = "fp32";
+    // Unless the request names one: the variant's recorded precision, else what the file computes in
+    // (an uploaded int8 QDQ model is estimated as int8, as `edgeopt estimate` does).
+    std::string precision = estimator::precision_name(estimator::precision_of_graph(model.value()).precision);
+    std::string precision_source = "file";
     if (b.contains("precision")) {
       if (!b["precision"].is_string()) return error_response(422, "invalid_argument", "'precision' must be a string");
       precision = b["precision"].get<std::string>();
+      precision_source = "request";
     } else if (exp.results.is_object()) {
       for (const json& v : exp.results["variants"]) {
-        if (v.value("technique", "") == technique) precision = v.value("precision", "fp32");
+        if (v.value("technique", "") == technique) {
+          precision = v.value("precision", "fp32");
+          precision_source = "results";
+        }
       }
     }
     auto p = estimator::precision_from_name(precision);
@@ -1120,6 +1144,7 @@ struct Api::Impl {
     if (!est) return from_error(est.error());
     json out = estimator::estimate_to_json(est.value());
     out["technique"] = technique;
+    out["precision_source"] = precision_source;
     out["is_estimate"] = true;
     return json_response(200, out);
   }

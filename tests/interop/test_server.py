@@ -89,6 +89,8 @@ def test_whole_flow(server):
     assert base_est.status_code == 200 and base_est.json()["technique"] == "fp32", base_est.text
     est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
     assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
+    assert est["precision_source"] == "results"
+    assert base_est.json()["precision"] == "fp32" and base_est.json()["precision_source"] == "file"
 
     devices = {d["id"]: d for d in server.get("/api/devices").json()["devices"]}
     assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0
@@ -288,3 +290,108 @@ def test_predecessor_readme_examples_run_unchanged(tmp_path, shared_dir):
         assert len(final["results"]) == 9  # the baseline, the seven techniques and hybrid_int4
     finally:
         s.stop()
+
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def gray_png(pixels):
+    """A 28x28 8-bit grayscale PNG of a uint8 array (stdlib only)."""
+    import struct
+    import zlib
+    h, w = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_per_class_results_of_an_image_folder_zip(server):
+    """A ZIP of class folders (train/ and test/) made from Fashion-MNIST test images: the run's
+    `classes` map each output index to its folder, and every variant's per_class counts add up.
+    The folders go into the ZIP in reverse order and are numbered by name (00_..09_), so the
+    mapping follows the names, as documented, not the ZIP's order. The baseline's confusion matrix
+    is checked image by image against ONNX Runtime on the same test images."""
+    import gzip
+
+    import numpy as np
+    import onnxruntime as ort
+    from conftest import FASHION_DIR
+    with gzip.open(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(FASHION_DIR, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    folders = [f"{i:02d}_{n.replace('/', '-')}" for i, n in enumerate(FASHION_NAMES)]
+    test_x, test_y = [], []
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c in reversed(range(10)):
+            idx = np.flatnonzero(y == c)
+            for k, i in enumerate(idx[:40]):
+                split = "train" if k < 25 else "test"
+                zf.writestr(f"{split}/{folders[c]}/{i:05d}.png", gray_png(x[i]))
+    for c in range(10):  # the test images, in the loader's order (class folders by name, files by name)
+        for i in sorted(np.flatnonzero(y == c)[:40][25:]):
+            test_x.append(x[i])
+            test_y.append(c)
+    test_x = np.stack(test_x).astype(np.float32)[:, None] / 255
+    test_y = np.array(test_y)
+
+    e = create_experiment(server, dataset_type="custom", dataset_name="fashion-folders", eval_limit=None, max_train_images=None,
+                          techniques=["ptq_int8", "qat_int8"])
+    up = server.post(f"/api/upload/{e['id']}/dataset", files={"file": ("fashion-folders.zip", buf.getvalue())})
+    assert up.status_code == 200, up.text
+    assert [(c["index"], c["name"]) for c in up.json()["dataset"]["classes"]] == list(enumerate(folders))
+    assert upload_model(server, e["id"]).status_code == 200
+    assert server.post(f"/api/optimize/{e['id']}/start").status_code == 202
+
+    # While the run goes on, the partial results already name the classes and count the baseline.
+    def partial_with_baseline():
+        r = server.get(f"/api/results/{e['id']}/results").json()
+        return r if not r["complete"] and any(row["technique"] == "fp32" for row in r["results"]) else None
+    partial = wait_for(partial_with_baseline, 300, interval=0.05, what="partial results with the baseline")
+    assert partial["classes"] == [{"index": i, "name": folders[i]} for i in range(10)]
+    assert partial["class_names"] == folders
+    (base_row,) = [row for row in partial["results"] if row["technique"] == "fp32"]
+    assert sum(base_row["per_class"]["support"]) == 150
+
+    assert sse_events(server, e["id"])[-1][2]["status"] == "completed"
+    res = server.get(f"/api/results/{e['id']}/results").json()
+    assert res["complete"]
+    assert res["classes"] == [{"index": i, "name": folders[i]} for i in range(10)]
+    assert res["class_names"] == folders == res["raw"]["class_names"]
+    assert res["raw"]["classes"] == res["classes"]
+    assert isinstance(res["host_latency_unstable"], bool) and "1.30x" in res["host_latency_note"]
+    rows = {row["technique"]: row for row in res["results"]}
+    assert set(rows) == {"fp32", "ptq_int8", "qat_int8"}
+    raw = {"fp32": res["raw"]["baseline"], **{v["technique"]: v for v in res["raw"]["variants"]}}
+    for t, row in rows.items():
+        pc = row["per_class"]
+        n = row["test_samples"]
+        assert n == 150
+        assert pc["support"] == [15] * 10, (t, pc["support"])
+        correct = round(row["optimized_accuracy"] / 100 * n)
+        assert abs(row["optimized_accuracy"] / 100 * n - correct) < 1e-6
+        assert sum(pc["correct"]) == correct
+        assert [sum(r) for r in pc["confusion"]] == pc["support"]
+        assert [pc["confusion"][c][c] for c in range(10)] == pc["correct"]
+        assert pc["accuracy"] == [pc["correct"][c] / 15 for c in range(10)]
+        assert row["per_class"] == raw[t]["per_class"]  # the row carries results.json's own counts
+        assert isinstance(row["host_latency_unstable"], bool)
+        for key in ("host_latency_ms", "host_latency_ms_1thread"):
+            rounds = row[key]["rounds_p50"]
+            assert len(rounds) == 3 and row[key]["p50"] == min(rounds)
+            assert row[key]["spread"] == pytest.approx(max(rounds) / min(rounds))
+    # The oracle: ONNX Runtime's predictions on the same test images give the same confusion matrix.
+    s = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    pred = s.run(None, {s.get_inputs()[0].name: test_x})[0].argmax(1)
+    confusion = np.zeros((10, 10), int)
+    for t, p in zip(test_y, pred):
+        confusion[t, p] += 1
+    assert rows["fp32"]["per_class"]["confusion"] == confusion.tolist()
+    # Named in the model's order, each class is mostly recognised (a wrong mapping would score ~0).
+    assert min(rows["fp32"]["per_class"]["accuracy"]) >= 0.4, rows["fp32"]["per_class"]["accuracy"]
+    # The what-if route still ranks these results.
+    what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"})
+    assert what_if.status_code == 200 and what_if.json()["recommendation"]["goal"] == "size", what_if.text

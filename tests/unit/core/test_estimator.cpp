@@ -436,3 +436,34 @@ TEST(Calibration, LeaveOneFamilyOutMeetsTheBarPerDevice) {
 
 }  // namespace
 }  // namespace edgeopt::estimator
+
+namespace edgeopt::estimator {
+namespace {
+
+// A Gemm whose weight may be stored quantized and whose output may carry an activation range.
+ir::Graph gemm_graph(bool quantized_weight, bool quantized_activation) {
+  ir::Graph g;
+  const int x = g.add_input("x", {ir::kBatch, 4}, ir::Layout::kNC);
+  const int w = g.add_constant("w", {2, 4}, std::vector<float>(8, 0.5F));
+  if (quantized_weight) g.values[static_cast<std::size_t>(w)].quant = ir::QuantParams{{0.01F, 0.01F}, {}, 0, 0};
+  const int y = g.add_node(ir::OpKind::kGemm, "fc", {x, w});
+  if (quantized_activation) g.values[static_cast<std::size_t>(y)].quant = ir::QuantParams{{0.1F}, {3}, -1, 0};
+  g.outputs = {y};
+  return g;
+}
+
+TEST(PrecisionOfGraph, Int8OnlyWhenActivationsAreQuantized) {
+  const GraphPrecision plain = precision_of_graph(gemm_graph(false, false));
+  EXPECT_EQ(plain.precision, Precision::kFp32);
+  EXPECT_EQ(plain.reason, "no quantized tensor");
+  // Weight-only storage (ptq_int4, hybrid_int4) is unpacked to float on a device.
+  const GraphPrecision weight_only = precision_of_graph(gemm_graph(true, false));
+  EXPECT_EQ(weight_only.precision, Precision::kFp32);
+  EXPECT_NE(weight_only.reason.find("weight-only"), std::string::npos) << weight_only.reason;
+  const GraphPrecision int8 = precision_of_graph(gemm_graph(true, true));
+  EXPECT_EQ(int8.precision, Precision::kInt8);
+  EXPECT_EQ(int8.reason, "1 activation has int8 ranges");
+}
+
+}  // namespace
+}  // namespace edgeopt::estimator

@@ -23,8 +23,8 @@ build: deps $(BUILD)/build.ninja web
 	cmake --build $(BUILD) -j $(JOBS)
 
 # The web UI (web/): `npm ci` from the committed lock file, then a Vite build into web/dist, which
-# `edgeopt serve` serves at /. Both steps run only when their inputs changed.
-WEB_SRC := $(shell find web/src web/index.html web/vite.config.ts web/tsconfig.json web/package.json -type f 2>/dev/null)
+# `edgeopt serve` serves at /, with the single-file template `edgeopt report` fills (web/dist/report.html). Both steps run only when their inputs changed.
+WEB_SRC := $(shell find web/src web/index.html web/report.html web/vite.config.ts web/vite.report.config.ts web/scripts/inline-report.mjs web/tsconfig.json web/package.json -type f 2>/dev/null)
 
 # Vite 8 needs Node.js >= 20.19; Debian 12's own nodejs is 18. When the machine's node is missing
 # or older, Node 22 from PyPI is installed into the venv (scripts/install-node.sh) and the UI's

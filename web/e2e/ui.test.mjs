@@ -194,6 +194,26 @@ test("the wizard creates and starts a run; progress survives a reload; results s
   await page.locator(".recharts-surface").first().waitFor();
   const server_rec = await api(server.base, "GET", `/api/results/${expId}/recommendations`);
   assert.match(await rec.getByTestId("recommended-technique").innerText(), new RegExp(server_rec.recommendation.technique === "ptq_int8" ? "Post-training int8" : "."));
+  // Per class: the table and confusion matrix when the engine recorded them, else it says so.
+  const raw = (await api(server.base, "GET", `/api/results/${expId}/results`)).raw;
+  const perClass = page.getByTestId("per-class");
+  await perClass.waitFor();
+  if (raw.baseline.per_class) {
+    const n = raw.baseline.per_class.support.length;
+    assert.equal(await perClass.getByTestId("per-class-table").locator("tbody tr").count(), n);
+    assert.equal(await perClass.getByTestId("confusion-matrix").locator("tbody tr").count(), n);
+    if (raw.classes?.length) assert.match(await perClass.getByTestId("per-class-table").innerText(), new RegExp(raw.classes[0].name));
+    for (const t of ["ptq_int8", "prune_unstructured"]) {
+      await perClass.getByLabel("Variant against the baseline").selectOption(t);
+      const v = raw.variants.find((x) => x.technique === t).per_class;
+      const first = await perClass.getByTestId("confusion-matrix").locator("tbody tr").first().locator("td").first().innerText();
+      assert.equal(Number(first.split("\n")[0]), v.confusion[0][0], `${t}: the matrix shows the recorded counts`);
+    }
+    console.log(`per class: ${n} classes, summary: ${await perClass.getByTestId("per-class-summary").innerText()}`);
+  } else {
+    await perClass.getByTestId("per-class-missing").waitFor();
+    console.log("per class: this engine records no per_class yet; the page says so");
+  }
   await checkA11y("results");
   await shoot("08-results");
   await shootDark("08-results");
@@ -230,6 +250,13 @@ test("what-if: a changed goal or limit re-ranks without a re-run, as the server 
   assert.ok(changed !== null || smallest.technique !== first, "some what-if changed the pick");
   await shoot("09-what-if");
   await page.getByRole("button", { name: "Back to the run's settings" }).click();
+});
+
+test("the report's shaping of results.json agrees with the server's rows", async () => {
+  const { resultsFromRaw } = await import("./report-shaping.mjs");
+  const served = await api(server.base, "GET", `/api/results/${expId}/results`);
+  const mine = resultsFromRaw(served.raw, expId, served.target_device ?? "");
+  assert.deepEqual(JSON.parse(JSON.stringify(mine.results)), served.results);
 });
 
 test("a variant's package downloads with real bytes", async () => {

@@ -39,7 +39,7 @@ NODE_DEP := $(VENV)/node-bin/.installed
 WEB_ENV  := PATH="$(abspath $(VENV))/node-bin:$$PATH"
 endif
 
-$(VENV)/node-bin/.installed: web/requirements-node.txt scripts/install-node.sh
+$(VENV)/node-bin/.installed: web/requirements-node.txt scripts/install-node.sh | deps
 	@scripts/install-node.sh $(VENV)
 	@touch $@
 
@@ -87,7 +87,7 @@ test-interop: build pydeps
 test-web: build
 	cd web && $(WEB_ENV) npm run check-types
 	cd web && $(WEB_ENV) npx vitest run
-	cd web && $(WEB_ENV) EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt node --test --test-concurrency=1 e2e/
+	cd web && $(WEB_ENV) EDGEOPT_BIN=$(abspath $(BUILD))/edgeopt node --test --test-concurrency=1 e2e/*.test.mjs
 
 # Every parser gets a short libFuzzer run (clang, ASan+UBSan) from its seed corpus.
 fuzz: deps

@@ -109,6 +109,58 @@ test("text in results.json cannot break out of the embedded data", async () => {
   await context.close();
 });
 
+test("per class renders the engine's per_class shape: table, matrix, picker, accessible", async () => {
+  // Until every engine records per_class, synthetic counts in its exact shape (results.classes,
+  // per_class.{support, correct, accuracy, confusion[true][predicted]}) exercise the view.
+  const names = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"];
+  const perClass = (hurt) => {
+    const confusion = names.map((_, t) => names.map((_, p) => (t === p ? 25 - (t === 6 ? hurt : 0) : (t === 6 && p === 0) ? 2 + hurt : (t + p) % 7 === 0 ? 1 : 0)));
+    const support = confusion.map((row) => row.reduce((a, b) => a + b, 0));
+    const correct = confusion.map((row, i) => row[i]);
+    return { support, correct, accuracy: correct.map((c, i) => c / support[i]), confusion };
+  };
+  const dirPc = join(dir, "perclass");
+  mkdirSync(dirPc);
+  const withPc = { ...results, classes: names.map((name, index) => ({ index, name })), baseline: { ...results.baseline, per_class: perClass(0) },
+    variants: results.variants.map((v, i) => ({ ...v, per_class: perClass(4 * (i + 1)) })) };
+  writeFileSync(join(dirPc, "results.json"), JSON.stringify(withPc));
+  const out = join(dirPc, "report.html");
+  execFileSync(edgeoptBin(), ["report", dirPc, "--out", out, "--device", "raspberry_pi_4"]);
+  const { page, context, errors } = await open(out);
+  const section = page.getByTestId("per-class");
+  await section.getByTestId("per-class-table").waitFor();
+  const table = section.getByTestId("per-class-table");
+  assert.equal(await table.locator("tbody tr").count(), 10);
+  assert.equal(await table.getByRole("rowheader", { name: "Shirt", exact: true }).count(), 1, "class names are row headers");
+  const rec = results.recommendation.technique;
+  const hurt = 4 * (results.variants.findIndex((v) => v.technique === rec) + 1);
+  assert.match(await section.getByTestId("class-6").innerText(), /▼ .* lower/, "a drop carries an arrow and a word");
+  assert.match(await section.getByTestId("per-class-summary").innerText(), /Shirt/);
+  const matrix = section.getByTestId("confusion-matrix");
+  assert.equal(await matrix.getByRole("columnheader").count(), 11);
+  assert.match(await matrix.locator("tbody tr").nth(6).locator("td").first().innerText(), new RegExp(`^${2 + hurt}\\s*\\(\\+${hurt}\\)`));
+  await section.getByLabel("Variant against the baseline").selectOption("prune_unstructured");
+  const idx = results.variants.findIndex((v) => v.technique === "prune_unstructured");
+  await table.getByRole("columnheader", { name: "Unstructured pruning" }).waitFor();
+  const pruned = withPc.variants[idx].per_class;
+  assert.match(await section.getByTestId("class-6").innerText(), new RegExp(`${((100 * pruned.correct[6]) / pruned.support[6]).toFixed(1)} %`), "the picked variant's figures");
+  const axe = await new AxeBuilder({ page }).include("[data-testid=per-class]").analyze();
+  assert.deepEqual(axe.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help}`), []);
+  await section.screenshot({ path: join(ARTIFACTS, "21-per-class-laptop.png") });
+  await page.emulateMedia({ colorScheme: "dark" });
+  await page.evaluate(() => document.documentElement.classList.add("dark"));
+  const dark = await new AxeBuilder({ page }).include("[data-testid=per-class]").analyze();
+  assert.deepEqual(dark.violations.filter((v) => v.impact === "serious" || v.impact === "critical").map((v) => `${v.id}: ${v.help}`), [], "dark");
+  await section.screenshot({ path: join(ARTIFACTS, "21-per-class-laptop-dark.png") });
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.emulateMedia({ colorScheme: "light" });
+  await page.evaluate(() => document.documentElement.classList.remove("dark"));
+  await section.screenshot({ path: join(ARTIFACTS, "21-per-class-phone.png") });
+  assert.ok((await page.evaluate(() => document.documentElement.scrollWidth)) <= 391, "no sideways scroll on a phone");
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test("edgeopt report says what to do when results.json or the template is missing", () => {
   const run = (...args) => spawnSync(edgeoptBin(), ["report", ...args], { encoding: "utf8" });
   const empty = join(dir, "empty");

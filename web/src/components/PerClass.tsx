@@ -60,7 +60,7 @@ export const PerClassView = memo(function PerClassView({ raw, recommended }: { r
           <p className="text-sm" data-testid="per-class-summary">
             {worst.length > 0 ? (
               <>
-                {techniqueName(technique)} is less accurate than the baseline on {worst.map((w) => `${w.name} (${points(w.delta)})`).join(", ")}.
+                {techniqueName(technique)} is less accurate than the baseline on {worst.map((w) => `${w.name} (${points(w.delta, 1)})`).join(", ")}.
               </>
             ) : (
               <>No class lost 0.5 pt or more with {techniqueName(technique)}.</>

@@ -11,6 +11,7 @@
 
 #include "cli/cli_common.h"
 #include "common/file_io.h"
+#include "estimator/devices.h"
 
 namespace edgeopt::cli {
 namespace {
@@ -76,6 +77,15 @@ int run(const ReportArgs& a) {
                {"results_dir", fs::absolute(dir, ec).lexically_normal().string()},
                {"generated_at", now_iso()},
                {"edgeopt", "0.1.0"}};
+  // The catalogue's names for the devices the run has estimates for (ids alone when it is absent).
+  json names = json::array();
+  if (auto catalog = estimator::load_device_catalog(estimator::find_data_dir() + "/devices"); catalog) {
+    for (const auto& d : catalog->devices) names.push_back({{"id", d.id}, {"name", d.name}});
+    if (!a.device.empty() && !catalog->find(a.device)) {
+      return report_error(Error{ErrorCode::kInvalidArgument, "unknown --device '" + a.device + "'", "use one of: " + catalog->id_list()}, a.json);
+    }
+  }
+  payload["devices"] = names;
   if (!a.device.empty()) payload["device"] = a.device;
   auto html = render_report(tmpl.value(), payload);
   if (!html) return report_error(html.error(), a.json);

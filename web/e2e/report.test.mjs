@@ -65,6 +65,7 @@ test("edgeopt report writes one file that renders the results with no network", 
   assert.equal(await table.locator("tbody tr").count(), results.variants.length + 1);
   for (const v of results.variants) await table.getByTestId(`row-${v.technique}`).waitFor();
   assert.match(await table.getByTestId("row-ptq_int8").getByTestId("device-latency").innerText(), /(ms|µs).*est\./s, "the target's estimate, marked");
+  assert.match(await page.getByTestId("device-comparison").innerText(), /Raspberry Pi 4 Model B/, "the catalogue's device names");
   assert.equal(await page.getByTestId("chart").count(), 2);
   assert.equal(await page.locator(".recharts-surface").count(), 2, "both charts drew");
   assert.ok((await page.locator(".recharts-surface circle, .recharts-surface text").count()) > 3, "the charts have points");
@@ -176,6 +177,10 @@ test("edgeopt report says what to do when results.json or the template is missin
   r = run(empty);
   assert.equal(r.status, 1);
   assert.match(r.stderr, /not JSON/);
+  r = run(join(dir, "run"), "--device", "toaster", "--out", join(dir, "x.html"));
+  assert.equal(r.status, 1);
+  assert.match(r.stderr, /unknown --device 'toaster'/);
+  assert.match(r.stderr, /raspberry_pi_4/);
   r = run(join(dir, "run"), "--web-dir", empty, "--out", join(dir, "x.html"));
   assert.equal(r.status, 1);
   assert.match(r.stderr, /report template/);

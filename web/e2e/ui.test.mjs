@@ -359,6 +359,8 @@ test("compare two experiments side by side", async () => {
   assert.equal(status, "completed");
   console.log(`a run of all ${techniques.length} techniques (300 test, 500 training images) took ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   await timeResultsPage(e.id);
+  await checkA11y("results of eight variants");
+  await shoot("14-results-8-variants");
   await page.goto(`${server.base}/compare?ids=${expId},${e.id}`);
   const table = page.getByTestId("compare-table");
   await table.getByText("fashion cnn on a jetson").waitFor();

@@ -9,7 +9,7 @@ import { dateTime } from "../lib/format";
 import { estimatedDevices, localRecommendations, resultsFromRaw } from "../lib/report";
 import "../index.css";
 
-type Payload = { results: Record<string, unknown>; results_dir?: string; generated_at?: string; device?: string; edgeopt?: string };
+type Payload = { results: Record<string, unknown>; results_dir?: string; generated_at?: string; device?: string; devices?: { id: string; name: string }[]; edgeopt?: string };
 
 // The engine's goal names (results.json) as the what-if form spells them.
 const GOAL_FORM: Record<string, string> = { balanced: "balanced", size: "minimize_size", speed: "minimize_latency", accuracy: "maximize_accuracy" };
@@ -28,7 +28,7 @@ function read(): Payload | string {
 
 function Report({ p }: { p: Payload }) {
   const raw = p.results;
-  const devices = useMemo(() => estimatedDevices(raw).map((id) => ({ id, name: id })), [raw]);
+  const devices = useMemo(() => estimatedDevices(raw).map((id) => ({ id, name: p.devices?.find((d) => d.id === id)?.name ?? id })), [raw, p.devices]);
   const device = p.device || "";
   const results = useMemo(() => resultsFromRaw(raw, "report", device), [raw, device]);
   const rec = (raw.recommendation ?? {}) as { goal?: string; technique?: string; error?: string };
@@ -48,7 +48,7 @@ function Report({ p }: { p: Payload }) {
           <p className="muted">
             {String(raw.format ?? "")} · {dataset.test_samples ?? "?"} test images · {p.results_dir ? `from ${p.results_dir}/results.json` : "from results.json"}
             {p.generated_at && ` · report made ${dateTime(p.generated_at)}`}
-            {device ? ` · target ${device}` : ""}
+            {device ? ` · target ${devices.find((d) => d.id === device)?.name ?? device}` : ""}
           </p>
           <p className="muted">A snapshot made by `edgeopt report`: "what if" ranks the measured variants again in this page, with no server.</p>
         </div>

@@ -29,7 +29,8 @@ function read(): Payload | string {
 function Report({ p }: { p: Payload }) {
   const raw = p.results;
   const devices = useMemo(() => estimatedDevices(raw).map((id) => ({ id, name: p.devices?.find((d) => d.id === id)?.name ?? id })), [raw, p.devices]);
-  const device = p.device || "";
+  // Without --device the run ranked on each variant's first estimate: the first device listed.
+  const device = p.device || estimatedDevices(raw)[0] || "";
   const results = useMemo(() => resultsFromRaw(raw, "report", device), [raw, device]);
   const rec = (raw.recommendation ?? {}) as { goal?: string; technique?: string; error?: string };
   const dataset = (raw.dataset ?? {}) as { name?: string; test_samples?: number };
@@ -48,7 +49,7 @@ function Report({ p }: { p: Payload }) {
           <p className="muted">
             {String(raw.format ?? "")} · {dataset.test_samples ?? "?"} test images · {p.results_dir ? `from ${p.results_dir}/results.json` : "from results.json"}
             {p.generated_at && ` · report made ${dateTime(p.generated_at)}`}
-            {device ? ` · target ${devices.find((d) => d.id === device)?.name ?? device}` : ""}
+            {p.device ? ` · target ${devices.find((d) => d.id === device)?.name ?? device}` : ""}
           </p>
           <p className="muted">A snapshot made by `edgeopt report`: "what if" ranks the measured variants again in this page, with no server.</p>
         </div>

@@ -347,7 +347,14 @@ function VariantRow({ row, device, recommended, downloadUrl }: { row: ResultRow;
         )}
       </td>
       <td className="td">{count(row.macs)}</td>
-      <td className="td">{host ? `${ms(host.p50)} / ${ms(host.p95)}` : "—"}</td>
+      <td className="td">
+        {host ? `${ms(host.p50)} / ${ms(host.p95)}` : "—"}
+        {(row as { host_latency_unstable?: boolean }).host_latency_unstable && (
+          <span className="block text-xs text-amber-900 dark:text-amber-200" title="the timing rounds disagreed by more than 1.3x: the machine was busy, these host figures may be off">
+            unstable: busy machine
+          </span>
+        )}
+      </td>
       <td className="td" data-testid="device-latency">
         {est ? (
           <>

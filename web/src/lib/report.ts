@@ -14,7 +14,10 @@ export function resultRow(v: Json, baseline: Json, device: string): ResultRow {
   const baseAcc = num(baseline.accuracy);
   row.original_accuracy = 100 * baseAcc;
   row.original_size_mb = num(baseline.size_bytes) / 1e6;
-  if (!done) return row as ResultRow;
+  if (!done) {
+    row.per_class = null;
+    return row as ResultRow;
+  }
   const acc = num(v.accuracy);
   Object.assign(row, {
     optimized_accuracy: 100 * acc,
@@ -34,11 +37,13 @@ export function resultRow(v: Json, baseline: Json, device: string): ResultRow {
     peak_memory_bytes: num(v.peak_memory_bytes),
     notes: v.notes ?? [],
     metrics: v.metrics ?? {},
+    per_class: v.per_class ?? null,
     measured: "accuracy (test split), size (read from disk), params, MACs; host latency when present",
   });
   if ("host_latency_ms" in v) {
     row.host_latency_ms = v.host_latency_ms;
     row.host_latency_ms_1thread = v.host_latency_ms_1thread ?? null;
+    row.host_latency_unstable = v.host_latency_unstable ?? false;
   }
   if (Array.isArray(v.device_estimates)) {
     row.device_estimates = v.device_estimates;
@@ -54,18 +59,23 @@ export function resultsFromRaw(raw: Json, id: string, device: string): Results {
   const rows: ResultRow[] = [];
   if (raw.baseline && typeof raw.baseline === "object") rows.push(resultRow(baseline, baseline, device));
   for (const v of Array.isArray(raw.variants) ? (raw.variants as Json[]) : []) rows.push(resultRow(v, baseline, device));
-  return {
+  const out: Json = {
     experiment_id: id,
     status: "completed",
     complete: true,
     target_device: device || null,
     results: rows,
-    recommendation: (raw.recommendation ?? null) as Results["recommendation"],
-    dataset: (raw.dataset ?? null) as Results["dataset"],
-    preprocessing: (raw.preprocessing as string) ?? null,
+    recommendation: raw.recommendation ?? null,
+    dataset: raw.dataset ?? null,
+    classes: raw.classes ?? null,
+    class_names: raw.class_names ?? null,
+    host_latency_unstable: raw.host_latency_unstable ?? null,
+    host_latency_note: raw.host_latency_note ?? null,
+    preprocessing: raw.preprocessing ?? null,
     estimates_note: String(raw.estimates_note ?? "device figures are estimates (docs/estimator.md); accuracy, sizes and host latency are measured"),
-    raw: raw as Results["raw"],
+    raw,
   };
+  return out as unknown as Results;
 }
 
 /** The devices the run has estimates for (ids, in the order of the first variant's estimates). */

@@ -1,6 +1,6 @@
 // The report's data shaping (src/lib/report.ts and what it imports), compiled here with the
 // TypeScript compiler so the e2e run can compare it with a live server's answer.
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import ts from "typescript";
@@ -13,3 +13,4 @@ for (const name of ["report", "rank"]) {
   writeFileSync(join(out, `${name}.mjs`), js.replace(/from "\.\/(\w+)"/g, 'from "./$1.mjs"'));
 }
 export const { resultsFromRaw, localRecommendations, estimatedDevices } = await import(join(out, "report.mjs"));
+rmSync(out, { recursive: true, force: true }); // loaded: the compiled copies are no longer needed

@@ -364,6 +364,18 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
     used.insert("legacy/" + runtime->id);
     ms *= cal.get("legacy/" + runtime->id, "legacy", Unit::kCpu);
   }
+  // The user's own measurements on this device and runtime (local_calibration.h), on top.
+  if (const auto dev = cal.local.find(device->id); dev != cal.local.end()) {
+    if (const auto rt = dev->second.find(runtime->id); rt != dev->second.end() && rt->second.measurements > 0) {
+      e.local_factor = rt->second.factor;
+      e.local_measurements = rt->second.measurements;
+      ms *= e.local_factor;
+      if (!o.latency_only) {
+        e.notes.push_back("local calibration: " + std::to_string(e.local_measurements) + " on-board measurement" + (e.local_measurements == 1 ? "" : "s") +
+                          " with " + runtime->id + " scale the shipped estimate by " + fixed(e.local_factor, 3));
+      }
+    }
+  }
   e.latency_ms = ms;
   if (o.latency_only) {
     e.parameters_used = std::move(used);
@@ -588,7 +600,9 @@ json estimate_to_json(const Estimate& e) {
               {"layers_on_accelerator", e.layers_on_accelerator},
               {"layers_on_cpu", e.layers_on_cpu},
               {"dominant_layers", dominant},
+              {"calibration", e.local_measurements > 0 ? "local (" + std::to_string(e.local_measurements) + (e.local_measurements == 1 ? " measurement)" : " measurements)") : std::string("shipped")},
               {"notes", e.notes}};
+  if (e.local_measurements > 0) out["local_calibration_factor"] = e.local_factor;
   if (!e.fallback_op.empty()) out["fallback_op"] = e.fallback_op;
   return out;
 }

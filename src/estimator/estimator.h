@@ -44,6 +44,16 @@ struct Calibration {
   double prior_weight = 1;    // weight of the priors against the measurements in the fit
   nlohmann::json validation;  // published statistics, as written by the fitter
 
+  // The user's own on-board measurements (`edgeopt calibrate --measured`, local_calibration.h),
+  // kept apart from the shipped fit: a latency factor per device and runtime. Empty unless
+  // loaded with load_local_calibration.
+  struct Local {
+    double factor = 1;     // applied to the shipped estimate
+    int measurements = 0;  // how many on-board measurements it rests on
+  };
+  std::map<std::string, std::map<std::string, Local>> local;  // device id -> runtime -> factor
+  std::string local_path;  // the file it came from
+
   // Fitted value, else the prior for key / family@unit / family. Fails on a key without a prior.
   double get(const std::string& key, const std::string& family, Unit unit) const;
   const Prior& prior(const std::string& key, const std::string& family, Unit unit) const;
@@ -99,6 +109,8 @@ struct Estimate {
   std::vector<LayerTime> dominant_layers;  // top 3 by time
   std::vector<std::string> notes;
   std::set<std::string> parameters_used;  // calibration keys read (for the fitter)
+  int local_measurements = 0;  // 0: the shipped calibration alone; else on-board measurements folded in
+  double local_factor = 1;     // the local correction applied to latency_ms and its interval
 };
 
 // The catalogue, calibration and options name what to estimate; bad choices fail listing the valid ones.

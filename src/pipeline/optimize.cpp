@@ -19,6 +19,7 @@
 #include "data/dataset.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/local_calibration.h"
 #include "estimator/layers.h"
 #include "format/eom.h"
 #include "format/onnx_export.h"
@@ -611,7 +612,7 @@ Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_
     auto catalog = estimator::load_device_catalog(data_dir + "/devices");
     if (!catalog) throw Failure{catalog.error()};
     st->catalog = std::move(catalog).value();
-    auto calibration = estimator::load_calibration(data_dir + "/estimator");
+    auto calibration = estimator::load_calibration_with_local(data_dir + "/estimator");  // + the user's on-board measurements
     if (!calibration) throw Failure{calibration.error()};
     st->calibration = std::move(calibration).value();
     st->devices = options.devices;

@@ -22,8 +22,10 @@
 
 #include "data/checksum.h"
 #include "data/dataset.h"
+#include "deploy/package.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/local_calibration.h"
 #include "format/eom.h"
 #include "pipeline/model.h"
 #include "pipeline/optimize.h"
@@ -471,7 +473,7 @@ struct Api::Impl {
       }
       if (n == 5 && p[3] == "download") {
         if (auto r = allow({"GET"})) return *r;
-        return download(p[2], p[4], user);
+        return download(req, p[2], p[4], user);
       }
     }
     if (area == "performance" && n == 4) {
@@ -898,7 +900,11 @@ struct Api::Impl {
                                             " (all models timed in turn); device figures are estimates"}});
   }
 
-  HttpResponse download(const std::string& id, const std::string& technique, const std::string& user) {
+  // The deployment package of a variant for a device: the same ZIP `edgeopt package` writes
+  // (deploy::write_package), built from the run's artifacts in the store. `device` defaults to the
+  // experiment's target device (else its first estimated device, else raspberry_pi_4), `format`
+  // to auto (every format the device runs).
+  HttpResponse download(const HttpRequest& req, const std::string& id, const std::string& technique, const std::string& user) {
     auto e = owned(id, user);
     if (std::holds_alternative<HttpResponse>(e)) return std::get<HttpResponse>(e);
     const store::Experiment& exp = std::get<store::Experiment>(e);
@@ -920,77 +926,71 @@ struct Api::Impl {
       return error_response(409, "not_available", "variant '" + technique + "' did not complete: " + variant.value("error", std::string()));
     }
     const std::string name = variant.value("technique", technique);
-    const std::string zip_path = temp_path("-" + name + ".zip");
-    int err = 0;
-    zip_t* z = zip_open(zip_path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-    if (!z) return error_response(503, "storage_unavailable", "cannot create the package");
-    std::vector<std::string> blobs_kept;  // zip_source_buffer reads them at zip_close
-    std::vector<std::unique_ptr<std::string>> buffers;
-    auto add = [&](const std::string& entry, std::string bytes) {
-      buffers.push_back(std::make_unique<std::string>(std::move(bytes)));
-      zip_source_t* src = zip_source_buffer(z, buffers.back()->data(), buffers.back()->size(), 0);
-      if (!src || zip_file_add(z, entry.c_str(), src, ZIP_FL_OVERWRITE | ZIP_FL_ENC_UTF_8) < 0) {
-        if (src) zip_source_free(src);
-        return false;
-      }
-      return true;
+    auto query = [&](const char* key) { return req.query.count(key) ? req.query.at(key) : std::string(); };
+    std::string device = query("device");
+    if (device.empty()) device = exp.config.value("target_device", "");
+    if (device.empty() && exp.config.contains("devices") && exp.config["devices"].is_array() && !exp.config["devices"].empty()) {
+      device = exp.config["devices"][0].get<std::string>();
+    }
+    if (device.empty()) device = "raspberry_pi_4";
+    const estimator::Device* found = catalog.find(device);
+    for (const estimator::Device& d : catalog.devices) {
+      if (!found && std::find(d.aliases.begin(), d.aliases.end(), device) != d.aliases.end()) found = &d;
+    }
+    if (!found) {
+      return error_response(422, "invalid_argument", "unknown device '" + device.substr(0, 64) + "'",
+                            "use one of " + catalog.id_list() + " (GET /api/devices), or leave device out for the experiment's target device");
+    }
+    const std::string format_name = query("format").empty() ? "auto" : query("format");
+    auto format = deploy::parse_format(format_name);
+    if (!format) {
+      return error_response(422, "invalid_argument", "unknown package format '" + format_name.substr(0, 32) + "'",
+                            "use format=auto (every format the device runs), tflite, onnx or eom");
+    }
+    deploy::PackageRequest pr;
+    pr.results_dir = "experiment " + id;
+    pr.technique = name;
+    pr.device = found->id;
+    pr.format = format.value();
+    pr.out_path = temp_path("-" + name + "-" + found->id + ".zip");
+    pr.resources_dir = data_root;
+    const std::string results_text = r.dump();
+    pr.read_result = [&](const std::string& file) -> Result<std::string> {
+      if (file == "results.json") return results_text;
+      return store.get_blob(id + "/artifacts/" + file);
     };
-    json files = json::object();
-    for (const char* ext : {".eom", ".onnx"}) {
-      auto bytes = store.get_blob(id + "/artifacts/" + name + ext);
-      if (!bytes) continue;
-      files[name + ext] = {{"bytes", bytes->size()}, {"sha256", data::sha256_hex(bytes.value())}};
-      add(name + "/" + name + ext, std::move(bytes).value());
-    }
-    if (files.empty()) {
-      zip_discard(z);
-      return error_response(410, "gone", "the files of variant '" + name + "' are no longer stored");
-    }
-    json metadata{{"edgeopt_version", options.version},
-                  {"experiment", {{"id", id}, {"name", exp.name}}},
-                  {"technique", name},
-                  {"files", files},
-                  {"dataset", r.value("dataset", json())},
-                  {"preprocessing", r.value("preprocessing", json())},
-                  {"measured",
-                   {{"accuracy", variant.value("accuracy", 0.0)},
-                    {"accuracy_ci95", variant.value("accuracy_ci95", json())},
-                    {"test_samples", variant.value("samples", 0)},
-                    {"size_bytes", variant.value("size_bytes", 0)},
-                    {"size_gzip_bytes", variant.value("size_gzip_bytes", 0)},
-                    {"host_latency_ms", variant.value("host_latency_ms", json())},
-                    {"host_latency_ms_1thread", variant.value("host_latency_ms_1thread", json())},
-                    {"measured_on", r.value("measured_on", json())},
-                    {"how", "accuracy on the dataset's test split by EdgeOpt's executor; size read from disk; host latency at batch 1"}}},
-                  {"computed", {{"params", variant.value("params", 0)}, {"macs", variant.value("macs", 0)}, {"peak_memory_bytes", variant.value("peak_memory_bytes", 0)}}},
-                  {"estimated", {{"device_estimates", variant.value("device_estimates", json::array())},
-                                 {"how", "EdgeOpt's calibrated estimator (docs/estimator.md): estimates, not measurements"}}},
-                  {"parameters", variant.value("parameters", json::object())},
-                  {"notes", variant.value("notes", json::array())}};
-    add(name + "/metadata.json", metadata.dump(2) + "\n");
-    std::ostringstream readme;
-    readme << "# " << name << " — " << exp.name << "\n\n"
-           << "Made by EdgeOpt " << options.version << " from experiment " << id << ".\n\n"
-           << "- `" << name << ".eom`: the variant in EdgeOpt's format (docs/format.md); `edgeopt inspect`, `evaluate` and `estimate` read it.\n";
-    if (files.contains(name + ".onnx")) readme << "- `" << name << ".onnx`: its ONNX twin for ONNX Runtime and TensorRT.\n";
-    readme << "- `metadata.json`: every figure, marked measured, computed or estimated, and the SHA-256 of every file.\n\n"
-           << "Measured: accuracy " << 100 * variant.value("accuracy", 0.0) << " % on " << variant.value("samples", 0)
-           << " test images; file size " << variant.value("size_bytes", 0) << " bytes.\n\n";
-    for (const json& note : variant.value("notes", json::array())) readme << "- " << note.get<std::string>() << "\n";
-    add(name + "/README.md", readme.str());
-    if (zip_close(z) != 0) {
-      zip_discard(z);
-      return error_response(503, "storage_unavailable", "cannot write the package");
+    auto written = deploy::write_package(pr);
+    if (!written) {
+      std::error_code ec;
+      fs::remove(pr.out_path, ec);
+      const Error& err = written.error();
+      if (err.code == ErrorCode::kNotFound) {
+        return error_response(410, "gone", "the files of variant '" + name + "' are no longer stored: " + err.message, "run the experiment again");
+      }
+      return from_error(err);
     }
     HttpResponse resp;
     resp.content_type = "application/zip";
-    resp.file = zip_path;
+    resp.file = written->zip_path;
     resp.remove_file_after = true;
-    resp.download_name = safe_filename(exp.name, "experiment") + "-" + name + ".zip";
+    resp.download_name = safe_filename(exp.name, "experiment") + "-" + name + "-" + found->id + ".zip";
     return resp;
   }
 
+  // The shipped calibration plus the local one of the server's user (`edgeopt calibrate
+  // --measured`, $EDGEOPT_CALIBRATION_DIR), read again per request so a fold shows at once.
+  std::optional<estimator::Calibration> with_local_calibration() {
+    if (!calibration) return std::nullopt;
+    estimator::Calibration c = calibration.value();
+    if (auto s = estimator::load_local_calibration(c, estimator::local_calibration_dir()); !s) {
+      service::log_line("local calibration ignored: " + s.error().to_string());
+      return calibration;
+    }
+    return c;
+  }
+
   HttpResponse devices(const std::string& id) {
+    const std::optional<estimator::Calibration> local = with_local_calibration();
     auto describe = [&](const estimator::Device& d) {
       json out = d.document;
       // The estimator's measured error on published measurements of this device, under each
@@ -1006,6 +1006,9 @@ struct Api::Impl {
         }
       }
       out["estimator_error"] = error.empty() ? json(nullptr) : error;
+      // shipped, or local (N measurements) once the server's user folded in on-board measurements.
+      out["calibration"] = local ? estimator::calibration_label(local.value(), d.id) : std::string("shipped");
+      if (local && local->local.count(d.id)) out["local_calibration"] = estimator::calibration_summary(local.value(), d.id);
       out["estimator_error_note"] = "the latency estimator's measured error on published measurements of this device (docs/estimator-validation.md): "
                                     "median absolute error and share within 10 % and 25 %, per validation";
       return out;
@@ -1113,7 +1116,7 @@ struct Api::Impl {
       }
       eo.cpu_mhz = b["cpu_mhz"].get<double>();
     }
-    auto est = estimator::estimate_graph(model.value(), catalog, calibration.value(), eo);
+    auto est = estimator::estimate_graph(model.value(), catalog, with_local_calibration().value(), eo);
     if (!est) return from_error(est.error());
     json out = estimator::estimate_to_json(est.value());
     out["technique"] = technique;

@@ -81,17 +81,6 @@ def test_whole_flow(server):
     what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"}).json()
     assert what_if["recommendation"]["goal"] == "size" and what_if["what_if"] == {"optimization_goal": "minimize_size"}
 
-    z = server.get(f"/api/results/{e['id']}/download/ptq_int8")
-    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip"
-    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
-        names = set(zf.namelist())
-        assert {"ptq_int8/ptq_int8.eom", "ptq_int8/ptq_int8.onnx", "ptq_int8/metadata.json", "ptq_int8/README.md"} <= names
-        meta = json.loads(zf.read("ptq_int8/metadata.json"))
-        eom = zf.read("ptq_int8/ptq_int8.eom")
-        assert len(eom) == rows["ptq_int8"]["size_bytes"] == meta["measured"]["size_bytes"]
-        import hashlib
-        assert meta["files"]["ptq_int8.eom"]["sha256"] == hashlib.sha256(eom).hexdigest()
-        assert meta["estimated"]["device_estimates"]
     perf = server.get(f"/api/performance/{e['id']}/comparison").json()
     assert {c["technique"] for c in perf["comparison"]} == {"fp32", "ptq_int8", "prune_unstructured"}
     m = server.get(f"/api/performance/{e['id']}/metrics")
@@ -106,6 +95,8 @@ def test_whole_flow(server):
     assert server.get("/api/devices/raspberry_pi_4").json()["id"] == "raspberry_pi_4"
     assert {t["id"] for t in server.get("/api/techniques").json()["techniques"]} >= {"ptq_int8", "distillation"}
 
+    check_download(server, e["id"], rows["ptq_int8"])
+
     # Delete removes it and its files.
     r = requests.delete(server.url(f"/api/experiments/{e['id']}"), timeout=30)
     assert r.status_code == 200
@@ -113,6 +104,68 @@ def test_whole_flow(server):
     assert_error(server.get(f"/api/results/{e['id']}/download/ptq_int8"), 404)
     if server.database == "":
         assert not os.path.exists(os.path.join(server.store, "blobs", e["id"]))
+
+
+def check_download(server, eid, row):
+    """The predecessor's download route (no query) gives the deployment package `edgeopt package`
+    writes for the experiment's target device, built from the run's stored artifacts; it passes its
+    own self-test in the venv's real runtimes. A bad device or format is a 422 that says what to send."""
+    import hashlib
+    import sys
+    z = server.get(f"/api/results/{eid}/download/ptq_int8")
+    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip", z.text[:500]
+    pkg = server.tmp_path / f"pkg-{eid}"
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        names = set(zf.namelist())
+        zf.extractall(pkg)
+    assert {"metadata.json", "README.md", "SHA256SUMS", "selftest.py", "edgeopt_image.py", "example_onnx.py", "example_tflite.py",
+            "cpp/example_onnx.cpp", "cpp/preprocessing.txt", "model/ptq_int8.eom", "model/ptq_int8.onnx", "model/ptq_int8.int8.tflite",
+            "samples/inputs.npy", "samples/reference_outputs.npy", "samples/sample_0.png"} <= names, names
+    meta = json.loads((pkg / "metadata.json").read_text())
+    assert meta["technique"] == "ptq_int8" and meta["device"]["id"] == "raspberry_pi_4"  # the experiment's target device
+    eom = (pkg / "model" / "ptq_int8.eom").read_bytes()
+    assert len(eom) == row["size_bytes"] == meta["metrics"]["size_bytes"]["value"]
+    assert meta["files"]["model/ptq_int8.eom"]["sha256"] == hashlib.sha256(eom).hexdigest()
+    assert meta["device_estimate"]["kind"] == "estimated"
+    runtimes = {m["path"]: m["runtime_accuracy"] for m in meta["models"] if m["format"] != "eom"}
+    assert all("accuracy" in a for a in runtimes.values()), runtimes  # the final job scored every stored export
+    r = subprocess.run([sys.executable, str(pkg / "selftest.py"), "--runs", "20"], capture_output=True, text=True, cwd=pkg, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((pkg / "measurements.json").read_text())
+    assert report["passed"] and report["device"] == "raspberry_pi_4"
+    assert {m["path"] for m in report["models"] if m.get("outputs", {}).get("passed")} == set(runtimes)
+
+    # Another device and format: the Jetson's ONNX file only.
+    z = server.get(f"/api/results/{eid}/download/ptq_int8", params={"device": "jetson_orin_nano", "format": "onnx"})
+    assert z.status_code == 200, z.text
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        meta = json.loads(zf.read("metadata.json"))
+    assert meta["device"]["id"] == "jetson_orin_nano" and [m["path"] for m in meta["models"]] == ["model/ptq_int8.onnx"]
+    assert "jetson_orin_nano" in z.headers.get("Content-Disposition", "")
+    assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"device": "toaster"}), 422, "unknown device", "raspberry_pi_4")
+    assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"format": "gguf"}), 422, "unknown package format", "tflite")
+    assert_error(server.get(f"/api/results/{eid}/download/nope"), 404, "no variant")
+
+    if server.database == "":
+        # A run stored before every export and sample was kept (only .eom and .onnx) still downloads,
+        # with what it has and a note; selftest.py then checks checksums and latency.
+        art = os.path.join(server.store, "blobs", eid, "artifacts")
+        for root, _, files in os.walk(art):
+            for f in files:
+                if not f.endswith((".eom", ".onnx", "results.json")):
+                    os.remove(os.path.join(root, f))
+        z = server.get(f"/api/results/{eid}/download/ptq_int8")
+        assert z.status_code == 200, z.text
+        old = server.tmp_path / f"pkg-old-{eid}"
+        with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+            zf.extractall(old)
+        meta = json.loads((old / "metadata.json").read_text())
+        assert sorted(m["path"] for m in meta["models"]) == ["model/ptq_int8.eom", "model/ptq_int8.onnx"]
+        assert meta["samples"] is None and any("not stored" in n for n in meta["notes"]), meta["notes"]
+        r = subprocess.run([sys.executable, str(old / "selftest.py"), "--runs", "5"], capture_output=True, text=True, cwd=old, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        os.remove(os.path.join(art, "ptq_int8.eom"))
+        assert_error(server.get(f"/api/results/{eid}/download/ptq_int8"), 410, "no longer stored", "run the experiment again")
 
 
 def test_list_paging_filters_patch(server):

@@ -316,7 +316,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A ZIP of the variant: .eom, ONNX twin, metadata.json, README */
+        /**
+         * The deployment package of a variant for a device: the ZIP `edgeopt package` writes
+         * @description The model in the formats the device runs (format=auto) or in one format, metadata.json (every metric marked measured or estimated, SHA-256 of every file), a README for the variant and device, selftest.py, Python and C++ examples, samples/ and SHA256SUMS. Without a query (the predecessor's route) it is the package for the experiment's target device. A run made before every export and sample was stored gets the files it has (its .eom and ONNX twin), with a note in metadata.json; 410 when the variant's .eom is no longer stored.
+         */
         get: operations["downloadVariant"];
         put?: never;
         post?: never;
@@ -705,6 +708,10 @@ export interface components {
             technique?: string;
             /** @constant */
             is_estimate: true;
+            /** @description shipped, or local (N measurements) when the server's user folded on-board measurements of this device into their local calibration (edgeopt calibrate --measured) */
+            calibration?: string;
+            /** @description the local calibration's factor applied to the shipped estimate (present with a local calibration) */
+            local_calibration_factor?: number;
         };
         Event: {
             id: number;
@@ -1924,7 +1931,12 @@ export interface operations {
     };
     downloadVariant: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description a device id or alias of GET /api/devices; default: the experiment's target device */
+                device?: string;
+                /** @description auto: every format the device runs; or only tflite, onnx or eom */
+                format?: "auto" | "tflite" | "onnx" | "eom";
+            };
             header?: never;
             path: {
                 id: string;
@@ -1981,6 +1993,24 @@ export interface operations {
             };
             /** @description Error */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Error */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

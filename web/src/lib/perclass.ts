@@ -1,19 +1,14 @@
 // Per-class accuracy and confusion matrices from results.json (as `edgeopt optimize` writes it
 // and the API returns it in `raw`): which classes a technique hurt.
 //
-// The data contract (until data/api/openapi.json describes it and schema.d.ts is regenerated, the
-// types live here, in this one place):
+// The data contract is data/api/openapi.json's (ClassInfo, PerClass):
 //   results.classes            [{index, name}]   output index → class name
 //   baseline.per_class,
 //   variants[i].per_class      {support, correct, accuracy, confusion}, confusion[true][predicted]
+import type { components } from "../api/schema";
 
-export type ClassInfo = { index: number; name: string };
-export type PerClass = {
-  support: number[];
-  correct: number[];
-  accuracy: (number | null)[];
-  confusion: number[][];
-};
+export type ClassInfo = components["schemas"]["ClassInfo"];
+export type PerClass = components["schemas"]["PerClass"];
 export type PerClassVariant = { technique: string; status?: string; per_class?: PerClass | null };
 export type PerClassResults = { classes?: ClassInfo[] | null; baseline?: PerClassVariant | null; variants?: PerClassVariant[] | null };
 

@@ -93,7 +93,8 @@ def preprocess(img, meta):
     h, w, c = spec["height"], spec["width"], spec["channels"]
     if img.shape[2] != c:
         if c == 1:  # luminance, as EdgeOpt's image loader computes it
-            img = ((img[:, :, 0].astype(np.int32) * 77 + img[:, :, 1] * 150 + img[:, :, 2] * 29) >> 8).astype(np.uint8)[:, :, None]
+            rgb = img.astype(np.int32)  # in uint8, G * 150 would wrap around
+            img = ((rgb[:, :, 0] * 77 + rgb[:, :, 1] * 150 + rgb[:, :, 2] * 29) >> 8).astype(np.uint8)[:, :, None]
         else:
             img = np.repeat(img, 3, axis=2)
     if img.shape[0] != h or img.shape[1] != w:  # nearest neighbour: good enough for an example

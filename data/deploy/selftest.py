@@ -4,8 +4,10 @@
 2. Runs the stored sample inputs through each model file in its runtime (LiteRT for .tflite, ONNX
    Runtime for .onnx) and compares the outputs with EdgeOpt's, within the tolerance metadata.json
    states for that file; reports top-1 agreement and accuracy on the samples.
-3. Measures latency at batch 1 (p50/p95 after warm-up) and writes measurements.json (the board,
-   the runtimes, every figure).
+3. Measures latency at batch 1 (p50/p95 after warm-up; as many threads as the device has cores,
+   per EdgeOpt's catalogue, at most this machine's) and writes measurements.json (the board, the
+   runtimes, every figure, each model's SHA-256 and the estimator's view of the model), which
+   `edgeopt calibrate --measured measurements.json` folds into your local calibration.
 
     python3 selftest.py [--runs 200] [--threads N] [--out measurements.json]
 
@@ -26,11 +28,13 @@ sys.path.insert(0, HERE)
 import edgeopt_image  # noqa: E402
 
 
-def check_sums():
+def check_sums(digests=None):
+    """Problems found (empty: every file matches); `digests` gets each file's SHA-256."""
     path = os.path.join(HERE, "SHA256SUMS")
     if not os.path.exists(path):
         return ["SHA256SUMS is missing: the package is incomplete; download it again"]
     problems = []
+    digests = {} if digests is None else digests
     with open(path, encoding="utf-8") as f:
         for line in f:
             if not line.strip():
@@ -44,6 +48,7 @@ def check_sums():
             with open(file, "rb") as g:
                 for chunk in iter(lambda: g.read(1 << 20), b""):
                     h.update(chunk)
+            digests[name] = h.hexdigest()
             if h.hexdigest() != digest:
                 problems.append(f"{name}: SHA-256 {h.hexdigest()} does not match {digest} (the file was truncated or modified)")
     return problems
@@ -68,7 +73,8 @@ def main():
     parser.add_argument("--out", default=os.path.join(HERE, "measurements.json"))
     args = parser.parse_args()
 
-    problems = check_sums()
+    digests = {}
+    problems = check_sums(digests)
     if problems:
         print("FAILED: the package's checksums do not match:", file=sys.stderr)
         for p in problems:
@@ -77,6 +83,8 @@ def main():
         return 1
     print("checksums: every file matches SHA256SUMS")
     meta = edgeopt_image.metadata()
+    estimator = meta.get("estimator") or {}
+    threads = args.threads or min(estimator.get("threads") or os.cpu_count() or 1, os.cpu_count() or 1)
     samples = meta.get("samples")
     inputs = reference = labels = None
     if samples:
@@ -87,9 +95,10 @@ def main():
     for model in meta["models"]:
         if model["format"] == "eom":
             continue
-        entry = {"path": model["path"], "format": model["format"], "precision": model["precision"]}
+        entry = {"path": model["path"], "format": model["format"], "precision": model["precision"], "sha256": digests.get(model["path"]),
+                 "threads": threads, "estimate": model.get("estimate")}
         try:
-            runner = edgeopt_image.Runner(os.path.join(HERE, model["path"]), model["runtime"], args.threads)
+            runner = edgeopt_image.Runner(os.path.join(HERE, model["path"]), model["runtime"], threads)
         except RuntimeError as e:
             entry["status"] = f"not run: {e}"
             print(f"{model['path']}: {entry['status']}")
@@ -116,16 +125,21 @@ def main():
         else:
             x = edgeopt_image.preprocess(np.zeros((meta["preprocessing"]["input"]["height"], meta["preprocessing"]["input"]["width"], 1), np.uint8), meta)
         entry["latency_ms"] = edgeopt_image.latency(runner, x, samples["layout"] if samples else meta["preprocessing"]["input"]["layout"], args.runs)
-        print(f"{model['path']}: latency p50 {entry['latency_ms']['p50']:.3f} ms, p95 {entry['latency_ms']['p95']:.3f} ms (batch 1, {args.runs} runs)")
+        est = model.get("estimate")
+        print(f"{model['path']}: latency p50 {entry['latency_ms']['p50']:.3f} ms, p95 {entry['latency_ms']['p95']:.3f} ms (batch 1, {threads} threads, {args.runs} runs)"
+              + (f"; EdgeOpt estimated {est['latency_ms']:.3f} ms for {meta['device']['id']} (an estimate)" if est else ""))
         results.append(entry)
     report = {"kind": "edgeopt-measurements", "version": 1, "device": meta["device"]["id"], "technique": meta["technique"],
               "precision": meta["precision"], "host": {"machine": platform.machine(), "system": platform.system(), "node": platform.node(),
                                                        "python": platform.python_version(), "processor": platform.processor()},
               "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "models": results,
+              "edgeopt_version": meta.get("edgeopt_version"),
+              "package_files": {m["path"]: meta["files"][m["path"]]["sha256"] for m in meta["models"] if m["path"] in meta.get("files", {})},
+              "layers": estimator.get("layers"),
               "passed": bool(ran > 0 and not failed)}
     with open(args.out, "w", encoding="utf-8") as f:
         json.dump(report, f, indent=2)
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} (fold it into EdgeOpt's estimates for this board: edgeopt calibrate --measured measurements.json)")
     if ran == 0:
         print("no model file could be run: install its runtime (see README.md)", file=sys.stderr)
         return 2

@@ -52,12 +52,15 @@ int run(const BenchmarkArgs& args) {
   json out = json::array();
   for (std::size_t k = 0; k < models.size(); ++k) {
     const pipeline::HostLatency& t = timed.value()[k];
-    out.push_back({{"model", args.models[k]},
-                   {"host_latency_ms_1thread", {{"p50", t.p50_1t}, {"p95", t.p95_1t}}},
-                   {"host_latency_ms", {{"p50", t.p50_all}, {"p95", t.p95_all}, {"threads", t.all_threads}}}});
+    json entry{{"model", args.models[k]},
+               {"host_latency_ms_1thread", {{"p50", t.p50_1t}, {"p95", t.p95_1t}, {"rounds_p50", t.rounds_p50_1t}, {"spread", t.spread_1t}}},
+               {"host_latency_ms", {{"p50", t.p50_all}, {"p95", t.p95_all}, {"threads", t.all_threads}, {"rounds_p50", t.rounds_p50_all}, {"spread", t.spread_all}}},
+               {"unstable", t.unstable}};
+    if (t.unstable) entry["note"] = pipeline::unstable_note(t);
+    out.push_back(entry);
   }
   if (args.json) {
-    std::cout << json{{"batch", 1}, {"models", out}}.dump(2) << "\n";
+    std::cout << json{{"batch", 1}, {"max_stable_spread", pipeline::kMaxStableSpread}, {"models", out}}.dump(2) << "\n";
     return 0;
   }
   const double base_1t = timed.value()[0].p50_1t;
@@ -67,8 +70,17 @@ int run(const BenchmarkArgs& args) {
     const pipeline::HostLatency& t = timed.value()[k];
     std::printf("%-48s %10.4f / %-9.4f %10.4f / %-9.4f", args.models[k].c_str(), t.p50_1t, t.p95_1t, t.p50_all, t.p95_all);
     if (k > 0 && base_1t > 0 && base_all > 0) std::printf("  %.2fx / %.2fx of the first", t.p50_1t / base_1t, t.p50_all / base_all);
+    if (t.unstable) std::printf("  UNSTABLE");
     std::printf("\n");
   }
+  bool any_unstable = false;
+  for (std::size_t k = 0; k < models.size(); ++k) {
+    const pipeline::HostLatency& t = timed.value()[k];
+    any_unstable = any_unstable || t.unstable;
+    if (t.unstable) std::printf("warning: %s: %s\n", args.models[k].c_str(), pipeline::unstable_note(t).c_str());
+  }
+  std::printf("each figure is the best of 3 rounds; rounds %s within %.2fx of each other%s\n", any_unstable ? "did not all stay" : "stayed",
+              pipeline::kMaxStableSpread, any_unstable ? ", so the ratios above are not reliable" : " (stable)");
   return 0;
 }
 

@@ -14,6 +14,7 @@
 #include "cli/optimize_command.h"
 #include "cli/serve_commands.h"
 #include "cli/package_command.h"
+#include "cli/report_command.h"
 #include "cli/zoo_commands.h"
 #include "common/npy.h"
 #include "data/dataset.h"
@@ -240,6 +241,7 @@ int main(int argc, char** argv) {
   edgeopt::cli::add_serve_commands(app, callback_exit);
   edgeopt::cli::add_package_command(app, callback_exit);
   edgeopt::cli::add_export_command(app, callback_exit);
+  edgeopt::cli::add_report_command(app, callback_exit);
 
   try {
     app.parse(argc, argv);

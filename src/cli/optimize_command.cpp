@@ -128,6 +128,66 @@ std::vector<std::string> split(const std::string& text) {
   return out;
 }
 
+std::string human_bytes(std::int64_t bytes) {
+  char out[32];
+  if (bytes >= 1000 * 1000) std::snprintf(out, sizeof out, "%.2f MB", static_cast<double>(bytes) / 1e6);
+  else std::snprintf(out, sizeof out, "%.1f kB", static_cast<double>(bytes) / 1e3);
+  return out;
+}
+
+// The summary a person reads: test images used, then one row per variant with measured figures
+// (accuracy, size, host latency) and the target device's latency, which is an estimate and says so.
+void print_summary(const OptimizeArgs& a, const nlohmann::json& r) {
+  using nlohmann::json;
+  std::string device = a.options.device;
+  if (device.empty() && r.contains("devices") && !r["devices"].empty()) device = r["devices"][0].get<std::string>();
+  const json& ds = r["dataset"];
+  const std::int64_t used = r["baseline"].value("samples", std::int64_t{0});
+  const std::int64_t split = ds.value("test_samples", std::int64_t{0});
+  std::printf("%s on %s (%s)\n", a.model.c_str(), ds["name"].get<std::string>().c_str(), ds["split_note"].get<std::string>().c_str());
+  std::printf("accuracy on %lld test images%s\n", static_cast<long long>(used),
+              used < split ? (" (the first " + std::to_string(used) + " of " + std::to_string(split) + ", --limit)").c_str() : " (the whole test split)");
+  std::printf("%-18s %9s %9s %10s %10s  %-24s %s\n", "", "accuracy", "drop", "size", "gzip", "host, MEASURED", ("on " + device + ", ESTIMATE").c_str());
+  std::printf("%-18s %9s %9s %10s %10s  %-24s %s\n", "variant", "", "", "", "", "p50 ms 1 thread / all", "latency ms (likely range)");
+  bool unstable = false;
+  auto row = [&](const json& v) {
+    const std::string technique = v.value("technique", "");
+    if (v.value("status", "") != "completed") {
+      std::printf("%-18s failed: %s\n", technique.c_str(), v.value("error", std::string()).c_str());
+      return;
+    }
+    const bool shaky = v.value("host_latency_unstable", false);
+    unstable = unstable || shaky;
+    char host[64];
+    std::snprintf(host, sizeof host, "%.3f / %.3f (%d)%s", v["host_latency_ms_1thread"]["p50"].get<double>(), v["host_latency_ms"]["p50"].get<double>(),
+                  v["host_latency_ms"]["threads"].get<int>(), shaky ? " !" : "");
+    std::string estimate = "no estimate";
+    for (const json& e : v.value("device_estimates", json::array())) {
+      if (e.value("device", "") != device) continue;
+      char text[96];
+      if (e.contains("error")) {
+        estimate = "not estimated: " + e["error"].get<std::string>();
+      } else {
+        std::snprintf(text, sizeof text, "~%.2f (%.2f-%.2f) %s %s", e.value("latency_ms", 0.0), e.value("latency_ms_low", 0.0), e.value("latency_ms_high", 0.0),
+                      e.value("runtime", std::string()).c_str(), e.value("precision", std::string()).c_str());
+        estimate = text;
+        if (!e.value("fits_in_memory", true)) estimate += ", DOES NOT FIT in memory";
+      }
+    }
+    std::printf("%-18s %7.2f %% %6.2f pt %10s %10s  %-24s %s\n", technique.c_str(), 100 * v["accuracy"].get<double>(), v.value("accuracy_drop_pp", 0.0),
+                human_bytes(v["size_bytes"].get<std::int64_t>()).c_str(), human_bytes(v["size_gzip_bytes"].get<std::int64_t>()).c_str(), host, estimate.c_str());
+  };
+  row(r["baseline"]);
+  for (const auto& v : r["variants"]) row(v);
+  std::printf("host: this machine, batch 1, best of 3 rounds (threads in brackets); device latency: estimated from the model's layers "
+              "(docs/estimator.md), not measured\n");
+  if (unstable) std::printf("warning: host timings marked ! are unstable: %s\n", r.value("host_latency_note", std::string()).c_str());
+  if (r["recommendation"].contains("technique")) {
+    std::printf("recommended: %s\n%s\n", r["recommendation"]["technique"].get<std::string>().c_str(),
+                r["recommendation"].value("reasoning", std::string()).c_str());
+  }
+}
+
 int run(OptimizeArgs& a) {
   auto goal = recommend::goal_from_name(a.goal);
   if (!goal) return report_error(Error{ErrorCode::kInvalidArgument, "unknown --goal '" + a.goal + "'", "use balanced, size, speed or accuracy"}, a.json);
@@ -170,23 +230,7 @@ int run(OptimizeArgs& a) {
     std::cout << r.dump(2) << "\n";
     return g_cancel.load() ? 130 : 0;
   }
-  auto row = [](const nlohmann::json& v) {
-    if (v.value("status", "") != "completed") {
-      std::printf("  %-18s failed: %s\n", v.value("technique", "").c_str(), v.value("error", std::string()).c_str());
-      return;
-    }
-    std::printf("  %-18s acc %6.2f %%  drop %5.2f pt  size %9lld B (gzip %9lld)  p50 %7.3f / %7.3f ms (1 / %d threads)\n",
-                v["technique"].get<std::string>().c_str(), 100 * v["accuracy"].get<double>(), v.value("accuracy_drop_pp", 0.0),
-                static_cast<long long>(v["size_bytes"].get<std::int64_t>()), static_cast<long long>(v["size_gzip_bytes"].get<std::int64_t>()),
-                v["host_latency_ms_1thread"]["p50"].get<double>(), v["host_latency_ms"]["p50"].get<double>(), v["host_latency_ms"]["threads"].get<int>());
-  };
-  std::printf("%s on %s (%s)\n", a.model.c_str(), r["dataset"]["name"].get<std::string>().c_str(), r["dataset"]["split_note"].get<std::string>().c_str());
-  row(r["baseline"]);
-  for (const auto& v : r["variants"]) row(v);
-  if (r["recommendation"].contains("technique")) {
-    std::printf("recommended: %s\n%s\n", r["recommendation"]["technique"].get<std::string>().c_str(),
-                r["recommendation"].value("reasoning", std::string()).c_str());
-  }
+  print_summary(a, r);
   std::printf("results: %s/results.json\n", a.options.out_dir.c_str());
   return g_cancel.load() ? 130 : 0;
 }

@@ -41,17 +41,6 @@ void add_store_options(CLI::App* cmd, StoreArgs& a) {
 
 bool is_loopback(const std::string& host) { return host == "127.0.0.1" || host == "::1" || host == "localhost" || host.rfind("127.", 0) == 0; }
 
-// Where the built web UI is: --web-dir, else web/dist beside or above the executable.
-std::string find_web_dir(const std::string& given) {
-  if (!given.empty()) return given;
-  std::error_code ec;
-  fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  for (fs::path dir = exe.parent_path(); !ec && !dir.empty() && dir != dir.root_path(); dir = dir.parent_path()) {
-    if (fs::is_regular_file(dir / "web" / "dist" / "index.html", ec)) return (dir / "web" / "dist").string();
-  }
-  return {};
-}
-
 Result<std::string> scratch_folder(const std::string& base, const std::string& given) {
   std::error_code ec;
   const fs::path dir = given.empty() ? fs::path(base) / "scratch" : fs::path(given);

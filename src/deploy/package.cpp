@@ -7,6 +7,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
@@ -14,6 +15,7 @@
 #include "data/checksum.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/layers.h"
 #include "format/eom.h"
 #include "ir/graph.h"
 
@@ -60,7 +62,18 @@ struct ModelFile {
   std::string note;
   json tolerance;         // how selftest.py compares its outputs with EdgeOpt's
   json runtime_accuracy;  // measured in that runtime by optimize, when it was
+  std::string kind;       // the export's kind (fp32, fp16, dynamic_int8, int8, qdq_int8); empty for the .eom
+  json estimate;          // the shipped calibration's estimate for this file on the device, or null
 };
+
+// The estimator's view of a model file: the runtime that runs it and the precision it computes in
+// (float16 weights are widened to float32 on a CPU; dynamic-range int8 is not modelled).
+std::pair<std::string, std::string> estimated_as(const ModelFile& m) {
+  const std::string runtime = m.format == "tflite" ? "tflite" : m.format == "onnx" ? "onnxruntime" : "";
+  if (m.kind == "int8" || m.kind == "qdq_int8") return {runtime, "int8"};
+  if (m.kind == "fp32" || m.kind == "fp16") return {runtime, "fp32"};
+  return {"", ""};
+}
 
 const json* find_variant(const json& results, const std::string& technique) {
   if (technique == "fp32") return &results.at("baseline");
@@ -128,6 +141,39 @@ json tolerance_for(const std::string& kind, const std::string& format) {
   return {{"kind", "quantized"}, {"atol_fraction_of_max", kInt8Tolerance}, {"min_top1_agreement", kInt8Agreement}};
 }
 
+// Where the C++ example's ONNX Runtime header comes from (data/deploy/example_onnx.cpp): the C API
+// header of ONNX Runtime 1.20 (ORT_API_VERSION 20), as vendored by a Go module on Go's module proxy.
+// An older header works with a newer library; tests/interop/test_deploy.py builds against it.
+constexpr const char* kOrtHeaderModule = "github.com/yalue/onnxruntime_go@v1.13.0";
+constexpr const char* kOrtHeaderModuleDir = "github.com/yalue/onnxruntime_go@v1.13.0";
+constexpr const char* kOrtHeaderRuntime = "1.20";
+constexpr int kOrtHeaderApi = 20;
+
+// What the C++ example needs of metadata.json, as lines it reads without a JSON parser.
+std::string cpp_preprocessing(const json& results, const std::string& model) {
+  const json input = results.value("input", json::object());
+  const json norm = results.value("normalization", json::object());
+  std::ostringstream o;
+  o.precision(9);
+  o << "# written by edgeopt package for cpp/example_onnx.cpp (the same values as metadata.json's preprocessing)\n";
+  o << "model " << model << "\n";
+  o << "height " << input.value("height", 0) << "\nwidth " << input.value("width", 0) << "\nchannels " << input.value("channels", 0) << "\n";
+  o << "layout " << input.value("layout", std::string("NCHW")) << "\n";
+  o << "scale " << norm.value("scale", 1.0) << "\n";
+  for (const char* key : {"mean", "std"}) {
+    const json values = norm.value(key, json(nullptr));
+    if (!values.is_array() || values.empty()) continue;
+    o << key;
+    for (const json& x : values) o << " " << x.get<double>();
+    o << "\n";
+  }
+  const json names = results.value("class_names", json(nullptr));
+  if (names.is_array()) {
+    for (const json& n : names) o << "class " << (n.is_string() ? n.get<std::string>() : n.dump()) << "\n";
+  }
+  return o.str();
+}
+
 std::string device_runtimes(const estimator::Device& d) {
   std::string s;
   for (const auto& r : d.runtimes) s += (s.empty() ? "" : ", ") + r.id;
@@ -182,6 +228,9 @@ std::string readme(const json& results, const json& v, const json& baseline, con
   r << "- `SHA256SUMS`: the checksum of every other file (`sha256sum -c SHA256SUMS`).\n";
   r << "- `selftest.py`: checks the checksums, runs the stored samples and compares with EdgeOpt's outputs, measures latency, writes `measurements.json`.\n";
   r << "- `example_*.py`: classify an image file; `edgeopt_image.py`: the image loading and preprocessing they share.\n";
+  if (std::any_of(models.begin(), models.end(), [](const ModelFile& m) { return m.format == "onnx"; })) {
+    r << "- `cpp/example_onnx.cpp`: the same in C++ with ONNX Runtime's C API (build below); `cpp/preprocessing.txt`: the preprocessing it applies.\n";
+  }
   r << "- `samples/`: preprocessed test images (`inputs.npy`), their labels, EdgeOpt's outputs for them, and sample images.\n\n";
   if (!notes.empty()) {
     r << "## Notes\n\n";
@@ -199,6 +248,24 @@ std::string readme(const json& results, const json& v, const json& baseline, con
   if (has_tflite) r << "python3 example_tflite.py samples/sample_0.png\n";
   if (has_onnx) r << "python3 example_onnx.py samples/sample_0.png\n";
   r << "```\n\n";
+  r << "Bring `measurements.json` back to the machine with EdgeOpt: `edgeopt calibrate --measured measurements.json` folds the latencies measured "
+       "here into your local calibration for " << device.id << ", so EdgeOpt's later estimates for this board follow them (EdgeOpt's docs/packages.md).\n\n";
+  if (has_onnx) {
+    r << "## C++ example (ONNX Runtime's C API)\n\n"
+      << "`cpp/example_onnx.cpp` classifies an image file like `example_onnx.py` (same preprocessing, read from `cpp/preprocessing.txt`; "
+         "same output). It needs a C++17 compiler, stb_image (Debian/Raspberry Pi OS: `libstb-dev`), ONNX Runtime's shared library "
+         "(the `onnxruntime` wheel installed above ships it in `onnxruntime/capi/`) and the C API header `onnxruntime_c_api.h` of "
+         "ONNX Runtime " << kOrtHeaderRuntime << " (API version " << kOrtHeaderApi << "; it works with that library version and every later one). "
+         "That header is in ONNX Runtime's release archives and is vendored by the Go module `" << kOrtHeaderModule << "`, which Go's module "
+         "proxy serves:\n\n```sh\nsudo apt install g++ libstb-dev golang-go\n"
+      << "ORT_LIB=$(python3 -c 'import onnxruntime, os; print(os.path.join(os.path.dirname(onnxruntime.__file__), \"capi\"))')\n"
+      << "GOFLAGS=-modcacherw GOMODCACHE=$PWD/.gomod go mod download " << kOrtHeaderModule << "\n"
+      << "ORT_INCLUDE=$PWD/.gomod/" << kOrtHeaderModuleDir << "\n"
+      << "mkdir -p lib && ln -sf \"$(ls \"$ORT_LIB\"/libonnxruntime.so.1.*)\" lib/libonnxruntime.so.1   # the wheel's file under its soname\n"
+      << "g++ -O2 -std=c++17 -I\"$ORT_INCLUDE\" cpp/example_onnx.cpp -o example_onnx lib/libonnxruntime.so.1 -Wl,-rpath,'$ORIGIN/lib'\n"
+      << "./example_onnx samples/sample_0.png\n```\n\n"
+      << "With an ONNX Runtime release archive instead, use its `include/` for `ORT_INCLUDE` and its `lib/` for `ORT_LIB`.\n\n";
+  }
   const bool jetson = device.find_runtime("tensorrt") != nullptr;
   if (jetson && has_onnx) {
     r << "On a Jetson, TensorRT builds an engine from the ONNX file (JetPack provides `trtexec`; the device catalogue lists "
@@ -299,6 +366,16 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       if (!bytes) fail(bytes.error().code, what + " '" + name + "': " + bytes.error().message, bytes.error().hint);
       return std::move(bytes).value();
     };
+    // The same, or nothing when the file is not there (results kept by an older EdgeOpt, e.g. a
+    // service run from before every export and sample was stored).
+    auto optional_result_file = [&](const std::string& name, const std::string& what) -> std::optional<std::string> {
+      try {
+        return result_file(name, what);
+      } catch (const Failure& f) {
+        if (f.error.code == ErrorCode::kNotFound) return std::nullopt;
+        throw;
+      }
+    };
     auto name_of = [](const std::string& recorded) { return fs::path(recorded).filename().string(); };
     json results = json::parse(result_file("results.json", "the results file"), nullptr, false);
     if (results.is_discarded() || !results.is_object() || !results.contains("baseline") || !results.contains("variants")) {
@@ -330,7 +407,18 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     std::vector<Entry> entries;
     std::vector<std::string> notes;
     auto add_model = [&](const std::string& recorded, ModelFile m) {
-      entries.push_back({m.path, result_file(name_of(recorded), "the " + m.format + " file of '" + request.technique + "'")});
+      const std::string what = "the " + m.format + " file of '" + request.technique + "'";
+      // In auto mode a missing export is left out with a note; a format asked for, or the .eom, must be there.
+      if (request.format == PackageFormat::kAuto && m.format != "eom") {
+        auto bytes = optional_result_file(name_of(recorded), what);
+        if (!bytes) {
+          notes.push_back(name_of(recorded) + " is not stored with these results (kept by an older EdgeOpt): it is not in the package; run the optimization again to get it");
+          return;
+        }
+        entries.push_back({m.path, std::move(*bytes)});
+      } else {
+        entries.push_back({m.path, result_file(name_of(recorded), what)});
+      }
       models.push_back(std::move(m));
     };
     const json exports = v.value("exports", json::array());
@@ -344,6 +432,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       if (m.format == "tflite" && kind == "int8") m.note = e.value("io", "") == "int8" ? "Full-integer: int8 input and output (quantize the input with the input tensor's scale and zero point)." : "Full-integer int8 inside, float32 input and output.";
       if (precision == "int4") m.note = "No runtime here has int4 kernels: the int4 weights are stored dequantized, so this file does not shrink (the .eom does).";
       m.tolerance = tolerance_for(kind, m.format);
+      m.kind = kind;
       m.runtime_accuracy = e.value("runtime_accuracy", json(nullptr));
       add_model(e.value("path", ""), std::move(m));
     };
@@ -424,6 +513,37 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       else edgetpu_info["compiler_command"] = nullptr;
     }
 
+    // What selftest.py's measurements are compared with (edgeopt calibrate --measured): the
+    // variant's layer table and, per model file, the shipped calibration's estimate for the runtime
+    // that runs it on this device, with as many threads as the device has cores.
+    json estimator_info = nullptr;
+    {
+      const std::string eom_name = name_of(v.value("artifact", std::string()));
+      auto graph = format::read_eom_bytes(result_file(eom_name, "the .eom file"), eom_name);
+      if (!graph) throw Failure{graph.error()};
+      auto table = estimator::layers_from_graph(graph.value());
+      auto shipped = estimator::load_calibration(data_dir + "/estimator");
+      if (table && shipped) {
+        estimator_info = {{"layers", estimator::layer_table_to_json(table.value())},
+                          {"threads", device->cpu_cores},
+                          {"calibration", "shipped"},
+                          {"note", "selftest.py copies these into measurements.json; edgeopt calibrate --measured estimates each measured file again from the layers"}};
+        for (ModelFile& m : models) {
+          const auto [runtime, precision_id] = estimated_as(m);
+          if (runtime.empty() || !device->find_runtime(runtime)) continue;
+          estimator::EstimateOptions o;
+          o.device = device->id;
+          o.runtime = runtime;
+          o.precision = *estimator::precision_from_name(precision_id);
+          o.threads = device->cpu_cores;
+          auto e = estimator::estimate(table.value(), *catalog, shipped.value(), o);
+          if (!e) continue;
+          m.estimate = {{"runtime", runtime}, {"precision", precision_id}, {"threads", o.threads}, {"latency_ms", e->latency_ms},
+                        {"latency_ms_low", e->latency_ms_low}, {"latency_ms_high", e->latency_ms_high}, {"calibration", "shipped"}, {"kind", "estimated"}};
+        }
+      }
+    }
+
     bool sparse = false;
     for (const auto& n : v.value("notes", json::array())) sparse = sparse || n.get<std::string>().find("dense, zeros included") != std::string::npos;
     if (sparse) {
@@ -434,13 +554,20 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     // Stored samples (inputs, labels, EdgeOpt's outputs) for the self-test and the examples.
     const json samples = results.value("samples", json(nullptr));
     json sample_meta = nullptr;
+    std::optional<std::string> sample_inputs, sample_outputs;
     if (samples.is_object() && v.contains("reference_outputs")) {
-      entries.push_back({"samples/inputs.npy", result_file("samples/" + name_of(samples.value("inputs", "")), "the sample inputs")});
-      entries.push_back({"samples/reference_outputs.npy", result_file("samples/" + name_of(v.value("reference_outputs", "")), "EdgeOpt's sample outputs")});
+      sample_inputs = optional_result_file("samples/" + name_of(samples.value("inputs", "")), "the sample inputs");
+      sample_outputs = optional_result_file("samples/" + name_of(v.value("reference_outputs", "")), "EdgeOpt's sample outputs");
+    }
+    if (sample_inputs && sample_outputs) {
+      entries.push_back({"samples/inputs.npy", std::move(*sample_inputs)});
+      entries.push_back({"samples/reference_outputs.npy", std::move(*sample_outputs)});
       json images = json::array();
       for (const auto& img : samples.value("images", json::array())) {
         const std::string name = "samples/" + fs::path(img.get<std::string>()).filename().string();
-        entries.push_back({name, result_file(name, "a sample image")});
+        auto bytes = optional_result_file(name, "a sample image");
+        if (!bytes) continue;
+        entries.push_back({name, std::move(*bytes)});
         images.push_back(name);
       }
       sample_meta = {{"inputs", "samples/inputs.npy"}, {"reference_outputs", "samples/reference_outputs.npy"}, {"labels", samples.value("labels", json::array())},
@@ -456,13 +583,20 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       if ((onnx_example && !have_onnx) || (tflite_example && !have_tflite)) continue;
       entries.push_back({script, read_file(fs::path(data_dir) / "deploy" / script, "the package template")});
     }
+    // The C++ example: ONNX Runtime's C API (no TFLite C API library is packaged for these boards).
+    for (const ModelFile& m : models) {
+      if (m.format != "onnx") continue;
+      entries.push_back({"cpp/example_onnx.cpp", read_file(fs::path(data_dir) / "deploy" / "example_onnx.cpp", "the package template")});
+      entries.push_back({"cpp/preprocessing.txt", cpp_preprocessing(results, m.path)});
+      break;
+    }
 
     json files = json::object();
     for (const Entry& e : entries) files[e.path] = {{"sha256", sha256(e.bytes)}, {"bytes", e.bytes.size()}};
     json model_list = json::array();
     for (const ModelFile& m : models) {
       model_list.push_back({{"path", m.path}, {"format", m.format}, {"runtime", m.runtime}, {"precision", m.precision}, {"note", m.note},
-                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}});
+                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}, {"estimate", m.estimate}});
     }
     const json estimate = device_estimate(v, request.device);
     json metadata{{"edgeopt_version", EDGEOPT_VERSION},
@@ -481,6 +615,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
                   {"baseline_metrics", metrics_of(results["baseline"], results)},
                   {"device_estimate", estimate},
                   {"edgetpu", edgetpu_info},
+                  {"estimator", estimator_info},
                   {"samples", sample_meta},
                   {"notes", notes},
                   {"format_versions", {{"eom", 2}, {"onnx_opset", 13}, {"tflite_schema", 3}}},

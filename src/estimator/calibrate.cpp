@@ -427,8 +427,16 @@ Validation validate(const Calibration& base, const std::vector<Measurement>& row
   v.loso = held_out("loso", [](const Measurement& m) { return m.source; }, base, rows, tables, catalog);
 
   // Intervals: the central share of measured / predicted over each device's leave-one-family-out
-  // rows (a new architecture is the case the product meets); all devices' when < 5 rows.
+  // rows (a new architecture is the case the product meets); all devices' when < 5 rows. Order
+  // statistics, not interpolated quantiles: floor(n x tail) rows are left out at each end, so at
+  // least the stated share of the rows lies inside (interpolation covered 78 % for 80 %).
   const double tail = (1 - v.interval_share) / 2;
+  auto quantile = [tail](std::vector<double> r, bool upper) {
+    if (r.empty()) return 1.0;
+    std::sort(r.begin(), r.end());
+    const auto cut = static_cast<std::size_t>(std::floor(static_cast<double>(r.size()) * tail + 1e-9));
+    return upper ? r[r.size() - 1 - cut] : r[cut];
+  };
   std::map<std::string, std::vector<double>> ratios;
   std::vector<double> all;
   for (const auto& p : v.lofo.predictions) {
@@ -438,10 +446,10 @@ Validation validate(const Calibration& base, const std::vector<Measurement>& row
   }
   for (const auto& [device, r] : ratios) {
     const auto& src = r.size() >= 5 ? r : all;
-    v.fitted.intervals[device] = {std::min(1.0, quantile(src, tail)), std::max(1.0, quantile(src, 1 - tail)),
+    v.fitted.intervals[device] = {std::min(1.0, quantile(src, false)), std::max(1.0, quantile(src, true)),
                                   static_cast<int>(r.size())};
   }
-  v.fitted.default_interval = {std::min(1.0, quantile(all, tail)), std::max(1.0, quantile(all, 1 - tail)),
+  v.fitted.default_interval = {std::min(1.0, quantile(all, false)), std::max(1.0, quantile(all, true)),
                                static_cast<int>(all.size())};
   coverage(v.lomo, v.fitted);
   coverage(v.lofo, v.fitted);

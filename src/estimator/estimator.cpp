@@ -66,6 +66,9 @@ Params resolve(const Calibration& c, const Device& dev, const std::string& runti
   Params p;
   p.eff = get("eff/" + runtime + "/" + u + "/" + precision_name(compute), "eff") *
           get("dev/" + device + "/" + runtime, "dev");
+  // The catalogue's INT8 MAC rate of a core without dot-product instructions is an assumption
+  // (widening multiply-accumulates, [DU]); one factor per core, shared by its runtimes and boards.
+  if (unit == Unit::kCpu && compute == Precision::kInt8) p.eff *= get("i8core/" + dev.microarchitecture, "i8core");
   auto& rel = p.rel;
   rel[static_cast<int>(LayerClass::kConv)] = 1;
   rel[static_cast<int>(LayerClass::kConv3x3)] = get("wino/" + runtime, "wino");
@@ -84,12 +87,18 @@ Params resolve(const Calibration& c, const Device& dev, const std::string& runti
   p.mem = get("mem/" + u, "mem");
   p.cache_x = get("cache_x/" + u, "cache_x");
   p.ovh_s = get("ovh/" + runtime + "/" + u, "ovh") * 1e-6;
+  // A GPU runtime's per-layer cost is mostly the host enqueuing each kernel (TensorRT's and
+  // Vulkan's command submission run on one CPU core): it follows the host core, not the GPU.
+  if (unit == Unit::kGpu) p.ovh_s *= get("enqueue/" + dev.microarchitecture, "enqueue");
   p.fixed_ms = get("fixed/" + runtime + "/" + u, "fixed");
   // On a CPU the reuse knee is the core's (in-order cores cannot hide operand loads behind FMAs);
   // on a GPU or TPU it is the runtime's kernels'.
   p.kdepth = unit == Unit::kCpu ? get("kdepth/" + dev.microarchitecture, "kdepth") : get("kdepth/" + runtime, "kdepth");
   if (unit == Unit::kCpu) {
     p.sigma = get("sigma/" + device, "sigma") * get("tsc/" + runtime, "tsc");
+    // Cores contend for the shared cache and DRAM through their operands: narrower operands
+    // (INT8 moves a quarter of FP32's bytes per MAC) contend less.
+    if (compute != Precision::kFp32) p.sigma *= get(std::string("tscp/") + precision_name(compute), "tscp");
     p.overlap = get("overlap/" + dev.microarchitecture, "overlap");
     p.mem_sigma = get("memsig/" + device, "memsig");
     p.sync_s = get("sync/" + runtime + "/" + u, "sync") * 1e-6;
@@ -242,8 +251,14 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
     }
   }
 
-  const double act_bytes = precision_bytes(rp->compute == Precision::kInt4 ? Precision::kInt8 : rp->compute);
-  const double weight_bytes = act_bytes;  // runtimes without INT4 kernels unpack INT4 weights at load
+  const double weight_bytes = precision_bytes(rp->compute == Precision::kInt4 ? Precision::kInt8 : rp->compute);
+  // Runtimes without INT4 kernels unpack INT4 weights at load. ncnn's INT8 layers read and write
+  // float blobs, as wide as its float path stores them on this device (FP16 on the Cortex-A76).
+  const auto fa = cal.float_activations.find(runtime->id);
+  const RuntimePrecision* float_path = runtime->find(Precision::kFp32);
+  const double act_bytes = fa != cal.float_activations.end() && fa->second.count(precision_name(rp->compute))
+                               ? precision_bytes(float_path ? float_path->compute : Precision::kFp32)
+                               : weight_bytes;
   std::set<std::string> used;
   Params p = resolve(cal, *device, runtime->id, runtime->unit, rp->compute, o.legacy_timing, used);
 
@@ -274,8 +289,15 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   // Layers the runtime's graph optimiser removes: TensorRT fuses a residual Add into the
   // convolution's epilogue and writes Concat inputs in place (model.json "fuses").
   const auto fuses = cal.fused_ops.find(runtime->id);
+  // "Add+Relu": an activation right after a residual Add runs in the Add's kernel (TensorRT's
+  // conv+add+relu epilogue, TFLite's ADD with a fused activation function).
+  const Layer* previous = nullptr;
   auto fused_away = [&](const Layer& l) {
-    if (fuses == cal.fused_ops.end() || !fuses->second.count(l.op)) return false;
+    if (fuses == cal.fused_ops.end()) return false;
+    if (previous && l.cls == LayerClass::kElementwise && previous->op == "Add" &&
+        previous->output_elems == l.input_elems && fuses->second.count("Add+" + l.op))
+      return true;
+    if (!fuses->second.count(l.op)) return false;
     // Only a two-activation Add (a residual join), not a bias or a broadcast scale.
     return l.op != "Add" || l.input_elems == 2 * l.output_elems;
   };
@@ -288,7 +310,9 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   for (std::size_t i = 0; i < cpu_from; ++i) {
     const Layer& l = model.layers[i];
     LayerResult r;
-    if (fused_away(l)) continue;
+    const bool away = fused_away(l);
+    if (l.cls != LayerClass::kView) previous = &l;
+    if (away) continue;
     if (runtime->unit == Unit::kTpu) {
       const double w = static_cast<double>(l.params) * weight_bytes;
       const bool on_chip = w <= sram_left;
@@ -357,12 +381,31 @@ Estimate run(const LayerTable& model, const DeviceCatalog& catalog, const Calibr
   if (o.end_to_end) {
     // A demo's pre/post-processing (Python, OpenCV, NMS) runs on one CPU core: one figure per
     // runtime's demo code at 1 GHz, scaled by the device's clock, not one per device.
+    // Part of it scales with the network's input: resizing and normalising the frame to the input
+    // size and decoding the outputs (a YOLO's candidate boxes grow with its grid) are per-pixel
+    // numpy/OpenCV work; the rest (capture, drawing, the Python loop) is per frame.
     used.insert("e2e/" + runtime->id);
-    ms += cal.get("e2e/" + runtime->id, "e2e", Unit::kCpu) * 1000.0 / std::max(1.0, e.cpu_mhz);
+    used.insert("e2epx/" + runtime->id);
+    const double pixels = model.layers.empty() ? 0.0 : static_cast<double>(model.layers.front().input_elems) / 3.0;
+    ms += (cal.get("e2e/" + runtime->id, "e2e", Unit::kCpu) +
+           cal.get("e2epx/" + runtime->id, "e2epx", Unit::kCpu) * pixels / (416.0 * 416.0)) *
+          1000.0 / std::max(1.0, e.cpu_mhz);
   }
   if (o.legacy_timing) {
     used.insert("legacy/" + runtime->id);
     ms *= cal.get("legacy/" + runtime->id, "legacy", Unit::kCpu);
+  }
+  // The user's own measurements on this device and runtime (local_calibration.h), on top.
+  if (const auto dev = cal.local.find(device->id); dev != cal.local.end()) {
+    if (const auto rt = dev->second.find(runtime->id); rt != dev->second.end() && rt->second.measurements > 0) {
+      e.local_factor = rt->second.factor;
+      e.local_measurements = rt->second.measurements;
+      ms *= e.local_factor;
+      if (!o.latency_only) {
+        e.notes.push_back("local calibration: " + std::to_string(e.local_measurements) + " on-board measurement" + (e.local_measurements == 1 ? "" : "s") +
+                          " with " + runtime->id + " scale the shipped estimate by " + fixed(e.local_factor, 3));
+      }
+    }
   }
   e.latency_ms = ms;
   if (o.latency_only) {
@@ -476,6 +519,15 @@ Calibration load(const std::string& dir) {
       }
     }
   }
+  if (model.contains("float_activations")) {
+    for (const auto& [runtime, precisions] : model.at("float_activations").items()) {
+      for (const auto& p : precisions) {
+        if (!p.is_string() || !precision_from_name(p.get<std::string>()))
+          fail(ErrorCode::kCorruptFile, "model.json: float_activations/" + runtime + " must hold precision names");
+        c.float_activations[runtime].insert(p.get<std::string>());
+      }
+    }
+  }
   for (const auto& [key, value] : model.at("unsupported_ops").items()) {
     for (const auto& op : value) c.unsupported_ops[key].insert(op.get<std::string>());
   }
@@ -557,6 +609,24 @@ Result<Estimate> estimate_graph(const ir::Graph& graph, const DeviceCatalog& cat
   return estimate(table.value(), catalog, calibration, options);
 }
 
+GraphPrecision precision_of_graph(const ir::Graph& graph) {
+  int quantized_activations = 0;
+  int quantized_weights = 0;
+  for (const ir::Value& v : graph.values) {
+    if (!v.quant) continue;
+    if (v.is_constant) ++quantized_weights;
+    else ++quantized_activations;
+  }
+  if (quantized_activations > 0) {
+    return {Precision::kInt8, std::to_string(quantized_activations) + " activation" + (quantized_activations == 1 ? " has" : "s have") + " int8 ranges"};
+  }
+  if (quantized_weights > 0) {
+    return {Precision::kFp32, std::to_string(quantized_weights) + " weight tensor" + (quantized_weights == 1 ? " is" : "s are") +
+                                  " stored quantized but no activation is: weight-only, computed in float"};
+  }
+  return {Precision::kFp32, "no quantized tensor"};
+}
+
 json estimate_to_json(const Estimate& e) {
   json dominant = json::array();
   for (const auto& l : e.dominant_layers) {
@@ -588,7 +658,9 @@ json estimate_to_json(const Estimate& e) {
               {"layers_on_accelerator", e.layers_on_accelerator},
               {"layers_on_cpu", e.layers_on_cpu},
               {"dominant_layers", dominant},
+              {"calibration", e.local_measurements > 0 ? "local (" + std::to_string(e.local_measurements) + (e.local_measurements == 1 ? " measurement)" : " measurements)") : std::string("shipped")},
               {"notes", e.notes}};
+  if (e.local_measurements > 0) out["local_calibration_factor"] = e.local_factor;
   if (!e.fallback_op.empty()) out["fallback_op"] = e.fallback_op;
   return out;
 }

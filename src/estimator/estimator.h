@@ -39,10 +39,23 @@ struct Calibration {
   std::map<std::string, std::set<std::string>> fused_ops;        // runtime -> IR ops its optimiser removes
   // Winograd output tiles m of F(m x m, 3 x 3) a runtime chooses from, per build ("current", "legacy").
   std::map<std::string, std::map<std::string, std::vector<int>>> winograd_tiles;
+  // Runtimes whose quantised kernels keep the blobs between layers in FP32 (quantising each
+  // layer's input and dequantising its output inside the layer): runtime -> compute precisions.
+  std::map<std::string, std::set<std::string>> float_activations;
   Interval default_interval;
   double uncalibrated_widen = 1.5;
   double prior_weight = 1;    // weight of the priors against the measurements in the fit
   nlohmann::json validation;  // published statistics, as written by the fitter
+
+  // The user's own on-board measurements (`edgeopt calibrate --measured`, local_calibration.h),
+  // kept apart from the shipped fit: a latency factor per device and runtime. Empty unless
+  // loaded with load_local_calibration.
+  struct Local {
+    double factor = 1;     // applied to the shipped estimate
+    int measurements = 0;  // how many on-board measurements it rests on
+  };
+  std::map<std::string, std::map<std::string, Local>> local;  // device id -> runtime -> factor
+  std::string local_path;  // the file it came from
 
   // Fitted value, else the prior for key / family@unit / family. Fails on a key without a prior.
   double get(const std::string& key, const std::string& family, Unit unit) const;
@@ -99,6 +112,8 @@ struct Estimate {
   std::vector<LayerTime> dominant_layers;  // top 3 by time
   std::vector<std::string> notes;
   std::set<std::string> parameters_used;  // calibration keys read (for the fitter)
+  int local_measurements = 0;  // 0: the shipped calibration alone; else on-board measurements folded in
+  double local_factor = 1;     // the local correction applied to latency_ms and its interval
 };
 
 // The catalogue, calibration and options name what to estimate; bad choices fail listing the valid ones.
@@ -108,5 +123,14 @@ Result<Estimate> estimate_graph(const ir::Graph& graph, const DeviceCatalog& cat
                                 const EstimateOptions& options);
 
 nlohmann::json estimate_to_json(const Estimate& estimate);
+
+// The precision a model computes in, read from its graph the way `optimize` labels its variants:
+// int8 when activations carry quantization ranges (an int8 variant, a QDQ ONNX import); fp32
+// otherwise, including weight-only int4/int8/f16 storage, which a device unpacks to float.
+struct GraphPrecision {
+  Precision precision = Precision::kFp32;
+  std::string reason;  // what in the graph decided it, for the user
+};
+GraphPrecision precision_of_graph(const ir::Graph& graph);
 
 }  // namespace edgeopt::estimator

@@ -17,6 +17,14 @@ std::pair<double, double> wilson_interval(std::int64_t correct, std::int64_t tot
   return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
 }
 
+std::vector<std::optional<double>> ClassCounts::accuracy() const {
+  std::vector<std::optional<double>> out;
+  for (std::size_t c = 0; c < support.size(); ++c) {
+    out.push_back(support[c] > 0 ? std::optional<double>(static_cast<double>(correct[c]) / static_cast<double>(support[c])) : std::nullopt);
+  }
+  return out;
+}
+
 Status check_labels_match(const backend::Executor& model, const data::Dataset& dataset) {
   std::int32_t max_label = -1;
   for (auto l : dataset.test.labels) max_label = std::max(max_label, l);
@@ -47,7 +55,16 @@ Result<EvalResult> evaluate(backend::Executor& model, const data::ImageSet& imag
   const std::int64_t classes = model.output_elements();
   // A batch of large images is made smaller instead of taking gigabytes (256 MiB of input at most).
   const std::int64_t batch_size = std::max<std::int64_t>(1, std::min<std::int64_t>(options.batch_size, (std::int64_t{64} << 20) / std::max<std::int64_t>(per, 1)));
+  for (std::int64_t i = 0; i < total; ++i) {
+    const std::int32_t label = images.labels[static_cast<std::size_t>(i)];
+    if (label < 0 || label >= classes) {
+      return Error{ErrorCode::kShapeMismatch,
+                   "test image " + std::to_string(i) + " has label " + std::to_string(label) + " but the model has " + std::to_string(classes) + " outputs",
+                   "pick the dataset the model was trained on, or a model with one output per class"};
+    }
+  }
   EvalResult result;
+  result.per_class = ClassCounts(static_cast<std::size_t>(classes));
   std::vector<float> batch;
   for (std::int64_t begin = 0; begin < total; begin += batch_size) {
     const std::int64_t end = std::min(total, begin + batch_size);
@@ -57,7 +74,9 @@ Result<EvalResult> evaluate(backend::Executor& model, const data::ImageSet& imag
     for (std::int64_t i = 0; i < end - begin; ++i) {
       const float* row = out->data() + i * classes;
       const auto predicted = std::max_element(row, row + classes) - row;
-      if (predicted == images.labels[static_cast<std::size_t>(begin + i)]) ++result.correct;
+      const std::int32_t label = images.labels[static_cast<std::size_t>(begin + i)];
+      if (predicted == label) ++result.correct;
+      result.per_class.add(static_cast<std::size_t>(label), static_cast<std::size_t>(predicted));
     }
     if (options.progress) options.progress(end, total);
   }

@@ -19,6 +19,7 @@
 #include "data/dataset.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/local_calibration.h"
 #include "estimator/layers.h"
 #include "format/eom.h"
 #include "format/onnx_export.h"
@@ -44,6 +45,7 @@ struct Measured {
   double ci_low = 0;
   double ci_high = 0;
   std::int64_t samples = 0;
+  json per_class = nullptr;  // support, correct, accuracy and confusion on the test split (class_counts_json)
   std::int64_t size_bytes = 0;
   std::int64_t size_gzip_bytes = 0;
   std::string artifact;
@@ -57,6 +59,9 @@ struct Measured {
   std::int64_t peak_memory_bytes = 0;
   double latency_p50_1t = 0, latency_p95_1t = 0, latency_p50_all = 0, latency_p95_all = 0;
   int all_threads = 0;
+  std::vector<double> latency_rounds_1t, latency_rounds_all;  // each round's p50 (ms)
+  double latency_spread_1t = 0, latency_spread_all = 0;       // slowest / fastest round
+  bool latency_unstable = false;
   double seconds = 0;
   double estimated_seconds = 0;  // before the run: the technique's work x the measured pass time
   json parameters = json::object();  // the technique's parameters as run
@@ -70,6 +75,24 @@ std::int64_t gzip_size(const std::string& bytes) {
   std::vector<Bytef> out(bound);
   if (compress2(out.data(), &bound, reinterpret_cast<const Bytef*>(bytes.data()), static_cast<uLong>(bytes.size()), 9) != Z_OK) return -1;
   return static_cast<std::int64_t>(bound) + 18;  // + the gzip header and trailer around the deflate stream
+}
+
+// results.json's per_class object; accuracy is null for a class with no test image.
+json class_counts_json(const ClassCounts& counts) {
+  json accuracy = json::array();
+  for (const auto& a : counts.accuracy()) accuracy.push_back(a ? json(*a) : json(nullptr));
+  return {{"support", counts.support}, {"correct", counts.correct}, {"accuracy", accuracy}, {"confusion", counts.confusion}};
+}
+
+// Output index i and the class it stands for: the dataset's name for label i (an image folder's
+// sub-folder name, in byte order; a preset's published names).
+json classes_json(const data::Dataset& dataset, std::int64_t outputs) {
+  json classes = json::array();
+  for (std::int64_t i = 0; i < outputs; ++i) {
+    const auto k = static_cast<std::size_t>(i);
+    classes.push_back({{"index", i}, {"name", k < dataset.class_names.size() ? dataset.class_names[k] : "class " + std::to_string(i)}});
+  }
+  return classes;
 }
 
 std::string read_all(const std::string& path) {
@@ -278,6 +301,7 @@ void measure_static(Measured& m, const ir::Graph& graph, const format::EomWriteO
   m.ci_low = r->ci95_low;
   m.ci_high = r->ci95_high;
   m.samples = r->samples;
+  m.per_class = class_counts_json(r->per_class);
   export_tflite_variant(m, graph, *exec.value(), dataset, spec, norm, options);
   if (!m.onnx_artifact.empty()) {
     m.exports.push_back({{"format", "onnx"}, {"kind", m.precision == "int8" ? "qdq_int8" : "fp32"}, {"runtime", "onnxruntime"},
@@ -332,6 +356,12 @@ void measure_latencies(const std::vector<std::pair<Measured*, const ir::Graph*>>
     m.latency_p50_all = t.p50_all;
     m.latency_p95_all = t.p95_all;
     m.all_threads = t.all_threads;
+    m.latency_rounds_1t = t.rounds_p50_1t;
+    m.latency_rounds_all = t.rounds_p50_all;
+    m.latency_spread_1t = t.spread_1t;
+    m.latency_spread_all = t.spread_all;
+    m.latency_unstable = t.unstable;
+    if (t.unstable) m.notes.push_back(unstable_note(t));
   }
 }
 
@@ -448,12 +478,16 @@ json to_json(const Measured& m, double baseline_accuracy) {
     j["parameters"] = m.parameters;
     j["estimated_seconds"] = m.estimated_seconds;
   }
-  if (m.status != "completed") return j;
+  if (m.status != "completed") {
+    j["per_class"] = nullptr;  // nothing was measured
+    return j;
+  }
   const double drop_pp = 100 * (baseline_accuracy - m.accuracy);
   j.update({{"precision", m.precision},
             {"accuracy", m.accuracy},
             {"accuracy_ci95", {m.ci_low, m.ci_high}},
             {"samples", m.samples},
+            {"per_class", m.per_class},
             {"accuracy_drop_pp", drop_pp},
             {"accuracy_drop_relative_pct", baseline_accuracy > 0 ? 100 * (baseline_accuracy - m.accuracy) / baseline_accuracy : 0.0},
             {"size_bytes", m.size_bytes},
@@ -466,8 +500,10 @@ json to_json(const Measured& m, double baseline_accuracy) {
             {"nonzero_params", m.nonzero_params},
             {"macs", m.macs},
             {"peak_memory_bytes", m.peak_memory_bytes},
-            {"host_latency_ms", {{"p50", m.latency_p50_all}, {"p95", m.latency_p95_all}, {"threads", m.all_threads}}},
-            {"host_latency_ms_1thread", {{"p50", m.latency_p50_1t}, {"p95", m.latency_p95_1t}}},
+            {"host_latency_ms", {{"p50", m.latency_p50_all}, {"p95", m.latency_p95_all}, {"threads", m.all_threads},
+                                 {"rounds_p50", m.latency_rounds_all}, {"spread", m.latency_spread_all}}},
+            {"host_latency_ms_1thread", {{"p50", m.latency_p50_1t}, {"p95", m.latency_p95_1t}, {"rounds_p50", m.latency_rounds_1t}, {"spread", m.latency_spread_1t}}},
+            {"host_latency_unstable", m.latency_unstable},
             {"seconds", m.seconds},
             {"notes", m.onnx_note.empty() ? m.notes : [&] { auto n = m.notes; n.push_back(m.onnx_note); return n; }()},
             {"metrics", m.metrics},
@@ -477,9 +513,10 @@ json to_json(const Measured& m, double baseline_accuracy) {
 
 // A step's record: every field, so a later step (possibly on another machine) continues from it.
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(Measured, technique, status, error, precision, accuracy, ci_low, ci_high, samples,
-                                                size_bytes, size_gzip_bytes, artifact, onnx_artifact, onnx_note, params, nonzero_params,
+                                                per_class, size_bytes, size_gzip_bytes, artifact, onnx_artifact, onnx_note, params, nonzero_params,
                                                 macs, peak_memory_bytes, latency_p50_1t, latency_p95_1t, latency_p50_all, latency_p95_all,
-                                                all_threads, seconds, estimated_seconds, parameters, notes, metrics, estimates,
+                                                all_threads, latency_rounds_1t, latency_rounds_all, latency_spread_1t,
+                                                latency_spread_all, latency_unstable, seconds, estimated_seconds, parameters, notes, metrics, estimates,
                                                 reference_outputs, exports)
 
 }  // namespace
@@ -611,7 +648,7 @@ Result<std::unique_ptr<OptimizeRun>> OptimizeRun::open(const std::string& model_
     auto catalog = estimator::load_device_catalog(data_dir + "/devices");
     if (!catalog) throw Failure{catalog.error()};
     st->catalog = std::move(catalog).value();
-    auto calibration = estimator::load_calibration(data_dir + "/estimator");
+    auto calibration = estimator::load_calibration_with_local(data_dir + "/estimator");  // + the user's on-board measurements
     if (!calibration) throw Failure{calibration.error()};
     st->calibration = std::move(calibration).value();
     st->devices = options.devices;
@@ -681,6 +718,7 @@ Result<json> OptimizeRun::baseline() {
     write_samples(st.model.graph, st.dataset, st.spec, norm, st.options);
     measure_static(baseline, st.model.graph, {}, st.dataset, st.spec, norm, st.options);
     st.report("fp32", 1.0, "accuracy measured; latency is measured with the variants");
+    record["classes"] = classes_json(st.dataset, static_cast<std::int64_t>(baseline.per_class.at("support").size()));
     // What each technique will take is estimated from this: its work in image passes times the
     // baseline's measured forward time per image on one thread (the techniques' setting).
     record["pass_seconds"] = seconds_per_image_pass(st.model.graph, st.training_images(), st.spec, norm);
@@ -807,6 +845,8 @@ Result<json> OptimizeRun::finish(const json& baseline_record, const std::vector<
                 {"input", {{"name", st.model.graph.value(st.model.graph.inputs[0]).name}, {"shape", st.model.graph.value(st.model.graph.inputs[0]).shape},
                            {"layout", ir::layout_name(st.spec.layout)}, {"channels", st.spec.channels}, {"height", st.spec.height}, {"width", st.spec.width}}},
                 {"class_names", st.dataset.class_names},
+                {"classes", baseline_record.contains("classes") ? baseline_record["classes"]
+                                                                : classes_json(st.dataset, static_cast<std::int64_t>(st.dataset.class_names.size()))},
                 {"samples", {{"inputs", "inputs.npy"}, {"labels", samples.labels}, {"images", sample_image_names(st.dataset)},
                              {"layout", ir::layout_name(st.spec.layout)}, {"note", "test images, preprocessed as the model's input; each variant's reference_outputs are EdgeOpt's outputs for them"}}},
                 {"runtime_eval", runtime_eval},
@@ -816,6 +856,24 @@ Result<json> OptimizeRun::finish(const json& baseline_record, const std::vector<
                 {"estimates_note", "device_estimates are estimates from the calibrated model in docs/estimator.md, not measurements"},
                 {"peak_memory_note", "peak_memory_bytes is computed from the graph for the host executor at batch 1 (constants as held in memory + the largest set of live activations), not read from the process's RSS"}};
     for (const Measured& m : variants) result["variants"].push_back(to_json(m, baseline.accuracy));
+    {
+      std::vector<std::string> unstable;
+      if (baseline.latency_unstable) unstable.push_back(baseline.technique);
+      for (const Measured& m : variants) {
+        if (m.status == "completed" && m.latency_unstable) unstable.push_back(m.technique);
+      }
+      char limit[32];
+      std::snprintf(limit, sizeof limit, "%.2fx", kMaxStableSpread);
+      std::string note = "host latency is the best of three interleaved rounds per model; a model is flagged unstable when its slowest round's p50 is over " +
+                         std::string(limit) + " its fastest's (at 1 thread or all threads)";
+      if (!unstable.empty()) {
+        std::string names;
+        for (const std::string& n : unstable) names += (names.empty() ? "" : ", ") + n;
+        note += ". Unstable here: " + names + ": the machine was busy during the measurement, so host latencies and their ratios may be off; run again on an idle machine";
+      }
+      result["host_latency_unstable"] = !unstable.empty();
+      result["host_latency_note"] = note;
+    }
     recommend::Request request;
     request.goal = st.options.goal;
     request.limits = st.options.limits;

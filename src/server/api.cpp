@@ -22,8 +22,10 @@
 
 #include "data/checksum.h"
 #include "data/dataset.h"
+#include "deploy/package.h"
 #include "estimator/devices.h"
 #include "estimator/estimator.h"
+#include "estimator/local_calibration.h"
 #include "format/eom.h"
 #include "pipeline/model.h"
 #include "pipeline/optimize.h"
@@ -166,7 +168,10 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
   const double base_acc = baseline.value("accuracy", 0.0);
   row["original_accuracy"] = 100 * base_acc;
   row["original_size_mb"] = static_cast<double>(baseline.value("size_bytes", std::int64_t{0})) / 1e6;
-  if (!done) return row;
+  if (!done) {
+    row["per_class"] = nullptr;
+    return row;
+  }
   const double acc = v.value("accuracy", 0.0);
   row.update({{"optimized_accuracy", 100 * acc},
               {"accuracy_drop_percent", 100 * (base_acc - acc)},
@@ -185,10 +190,12 @@ json result_row(const json& v, const json& baseline, const std::string& device) 
               {"peak_memory_bytes", v.value("peak_memory_bytes", 0)},
               {"notes", v.value("notes", json::array())},
               {"metrics", v.value("metrics", json::object())},
+              {"per_class", v.value("per_class", json(nullptr))},
               {"measured", "accuracy (test split), size (read from disk), params, MACs; host latency when present"}});
   if (v.contains("host_latency_ms")) {
     row["host_latency_ms"] = v["host_latency_ms"];
     row["host_latency_ms_1thread"] = v.value("host_latency_ms_1thread", json());
+    row["host_latency_unstable"] = v.value("host_latency_unstable", false);
   }
   if (v.contains("device_estimates")) {
     row["device_estimates"] = v["device_estimates"];
@@ -215,10 +222,18 @@ json current_results(const store::Experiment& e, const std::vector<store::Job>& 
            {"size_bytes", m.value("size_bytes", 0)}, {"size_gzip_bytes", m.value("size_gzip_bytes", 0)}, {"params", m.value("params", 0)},
            {"nonzero_params", m.value("nonzero_params", 0)}, {"macs", m.value("macs", 0)}, {"precision", m.value("precision", "")},
            {"peak_memory_bytes", m.value("peak_memory_bytes", 0)}, {"notes", m.value("notes", json::array())},
-           {"metrics", m.value("metrics", json::object())}};
+           {"metrics", m.value("metrics", json::object())}, {"per_class", m.value("per_class", json(nullptr))}};
     if (!m.value("error", "").empty()) v["error"] = m["error"];
-    if (j.kind == "baseline") r["baseline"] = v;
-    else r["variants"].push_back(v);
+    if (j.kind == "baseline") {
+      r["baseline"] = v;
+      if (j.result.contains("classes") && j.result["classes"].is_array()) {
+        r["classes"] = j.result["classes"];
+        r["class_names"] = json::array();
+        for (const json& c : r["classes"]) r["class_names"].push_back(c.value("name", ""));
+      }
+    } else {
+      r["variants"].push_back(v);
+    }
   }
   return r;
 }
@@ -471,7 +486,7 @@ struct Api::Impl {
       }
       if (n == 5 && p[3] == "download") {
         if (auto r = allow({"GET"})) return *r;
-        return download(p[2], p[4], user);
+        return download(req, p[2], p[4], user);
       }
     }
     if (area == "performance" && n == 4) {
@@ -807,6 +822,10 @@ struct Api::Impl {
                                {"results", rows},
                                {"recommendation", r.value("recommendation", json(nullptr))},
                                {"dataset", r.value("dataset", json(nullptr))},
+                               {"classes", r.value("classes", json(nullptr))},
+                               {"class_names", r.value("class_names", json(nullptr))},
+                               {"host_latency_unstable", r.value("host_latency_unstable", json(nullptr))},
+                               {"host_latency_note", r.value("host_latency_note", json(nullptr))},
                                {"preprocessing", r.value("preprocessing", json(nullptr))},
                                {"estimates_note", "device_estimates and target_device_estimate are estimates (docs/estimator.md); accuracy, sizes and host latency are measured"},
                                {"raw", r}});
@@ -898,7 +917,11 @@ struct Api::Impl {
                                             " (all models timed in turn); device figures are estimates"}});
   }
 
-  HttpResponse download(const std::string& id, const std::string& technique, const std::string& user) {
+  // The deployment package of a variant for a device: the same ZIP `edgeopt package` writes
+  // (deploy::write_package), built from the run's artifacts in the store. `device` defaults to the
+  // experiment's target device (else its first estimated device, else raspberry_pi_4), `format`
+  // to auto (every format the device runs).
+  HttpResponse download(const HttpRequest& req, const std::string& id, const std::string& technique, const std::string& user) {
     auto e = owned(id, user);
     if (std::holds_alternative<HttpResponse>(e)) return std::get<HttpResponse>(e);
     const store::Experiment& exp = std::get<store::Experiment>(e);
@@ -920,77 +943,71 @@ struct Api::Impl {
       return error_response(409, "not_available", "variant '" + technique + "' did not complete: " + variant.value("error", std::string()));
     }
     const std::string name = variant.value("technique", technique);
-    const std::string zip_path = temp_path("-" + name + ".zip");
-    int err = 0;
-    zip_t* z = zip_open(zip_path.c_str(), ZIP_CREATE | ZIP_TRUNCATE, &err);
-    if (!z) return error_response(503, "storage_unavailable", "cannot create the package");
-    std::vector<std::string> blobs_kept;  // zip_source_buffer reads them at zip_close
-    std::vector<std::unique_ptr<std::string>> buffers;
-    auto add = [&](const std::string& entry, std::string bytes) {
-      buffers.push_back(std::make_unique<std::string>(std::move(bytes)));
-      zip_source_t* src = zip_source_buffer(z, buffers.back()->data(), buffers.back()->size(), 0);
-      if (!src || zip_file_add(z, entry.c_str(), src, ZIP_FL_OVERWRITE | ZIP_FL_ENC_UTF_8) < 0) {
-        if (src) zip_source_free(src);
-        return false;
-      }
-      return true;
+    auto query = [&](const char* key) { return req.query.count(key) ? req.query.at(key) : std::string(); };
+    std::string device = query("device");
+    if (device.empty()) device = exp.config.value("target_device", "");
+    if (device.empty() && exp.config.contains("devices") && exp.config["devices"].is_array() && !exp.config["devices"].empty()) {
+      device = exp.config["devices"][0].get<std::string>();
+    }
+    if (device.empty()) device = "raspberry_pi_4";
+    const estimator::Device* found = catalog.find(device);
+    for (const estimator::Device& d : catalog.devices) {
+      if (!found && std::find(d.aliases.begin(), d.aliases.end(), device) != d.aliases.end()) found = &d;
+    }
+    if (!found) {
+      return error_response(422, "invalid_argument", "unknown device '" + device.substr(0, 64) + "'",
+                            "use one of " + catalog.id_list() + " (GET /api/devices), or leave device out for the experiment's target device");
+    }
+    const std::string format_name = query("format").empty() ? "auto" : query("format");
+    auto format = deploy::parse_format(format_name);
+    if (!format) {
+      return error_response(422, "invalid_argument", "unknown package format '" + format_name.substr(0, 32) + "'",
+                            "use format=auto (every format the device runs), tflite, onnx or eom");
+    }
+    deploy::PackageRequest pr;
+    pr.results_dir = "experiment " + id;
+    pr.technique = name;
+    pr.device = found->id;
+    pr.format = format.value();
+    pr.out_path = temp_path("-" + name + "-" + found->id + ".zip");
+    pr.resources_dir = data_root;
+    const std::string results_text = r.dump();
+    pr.read_result = [&](const std::string& file) -> Result<std::string> {
+      if (file == "results.json") return results_text;
+      return store.get_blob(id + "/artifacts/" + file);
     };
-    json files = json::object();
-    for (const char* ext : {".eom", ".onnx"}) {
-      auto bytes = store.get_blob(id + "/artifacts/" + name + ext);
-      if (!bytes) continue;
-      files[name + ext] = {{"bytes", bytes->size()}, {"sha256", data::sha256_hex(bytes.value())}};
-      add(name + "/" + name + ext, std::move(bytes).value());
-    }
-    if (files.empty()) {
-      zip_discard(z);
-      return error_response(410, "gone", "the files of variant '" + name + "' are no longer stored");
-    }
-    json metadata{{"edgeopt_version", options.version},
-                  {"experiment", {{"id", id}, {"name", exp.name}}},
-                  {"technique", name},
-                  {"files", files},
-                  {"dataset", r.value("dataset", json())},
-                  {"preprocessing", r.value("preprocessing", json())},
-                  {"measured",
-                   {{"accuracy", variant.value("accuracy", 0.0)},
-                    {"accuracy_ci95", variant.value("accuracy_ci95", json())},
-                    {"test_samples", variant.value("samples", 0)},
-                    {"size_bytes", variant.value("size_bytes", 0)},
-                    {"size_gzip_bytes", variant.value("size_gzip_bytes", 0)},
-                    {"host_latency_ms", variant.value("host_latency_ms", json())},
-                    {"host_latency_ms_1thread", variant.value("host_latency_ms_1thread", json())},
-                    {"measured_on", r.value("measured_on", json())},
-                    {"how", "accuracy on the dataset's test split by EdgeOpt's executor; size read from disk; host latency at batch 1"}}},
-                  {"computed", {{"params", variant.value("params", 0)}, {"macs", variant.value("macs", 0)}, {"peak_memory_bytes", variant.value("peak_memory_bytes", 0)}}},
-                  {"estimated", {{"device_estimates", variant.value("device_estimates", json::array())},
-                                 {"how", "EdgeOpt's calibrated estimator (docs/estimator.md): estimates, not measurements"}}},
-                  {"parameters", variant.value("parameters", json::object())},
-                  {"notes", variant.value("notes", json::array())}};
-    add(name + "/metadata.json", metadata.dump(2) + "\n");
-    std::ostringstream readme;
-    readme << "# " << name << " — " << exp.name << "\n\n"
-           << "Made by EdgeOpt " << options.version << " from experiment " << id << ".\n\n"
-           << "- `" << name << ".eom`: the variant in EdgeOpt's format (docs/format.md); `edgeopt inspect`, `evaluate` and `estimate` read it.\n";
-    if (files.contains(name + ".onnx")) readme << "- `" << name << ".onnx`: its ONNX twin for ONNX Runtime and TensorRT.\n";
-    readme << "- `metadata.json`: every figure, marked measured, computed or estimated, and the SHA-256 of every file.\n\n"
-           << "Measured: accuracy " << 100 * variant.value("accuracy", 0.0) << " % on " << variant.value("samples", 0)
-           << " test images; file size " << variant.value("size_bytes", 0) << " bytes.\n\n";
-    for (const json& note : variant.value("notes", json::array())) readme << "- " << note.get<std::string>() << "\n";
-    add(name + "/README.md", readme.str());
-    if (zip_close(z) != 0) {
-      zip_discard(z);
-      return error_response(503, "storage_unavailable", "cannot write the package");
+    auto written = deploy::write_package(pr);
+    if (!written) {
+      std::error_code ec;
+      fs::remove(pr.out_path, ec);
+      const Error& err = written.error();
+      if (err.code == ErrorCode::kNotFound) {
+        return error_response(410, "gone", "the files of variant '" + name + "' are no longer stored: " + err.message, "run the experiment again");
+      }
+      return from_error(err);
     }
     HttpResponse resp;
     resp.content_type = "application/zip";
-    resp.file = zip_path;
+    resp.file = written->zip_path;
     resp.remove_file_after = true;
-    resp.download_name = safe_filename(exp.name, "experiment") + "-" + name + ".zip";
+    resp.download_name = safe_filename(exp.name, "experiment") + "-" + name + "-" + found->id + ".zip";
     return resp;
   }
 
+  // The shipped calibration plus the local one of the server's user (`edgeopt calibrate
+  // --measured`, $EDGEOPT_CALIBRATION_DIR), read again per request so a fold shows at once.
+  std::optional<estimator::Calibration> with_local_calibration() {
+    if (!calibration) return std::nullopt;
+    estimator::Calibration c = calibration.value();
+    if (auto s = estimator::load_local_calibration(c, estimator::local_calibration_dir()); !s) {
+      service::log_line("local calibration ignored: " + s.error().to_string());
+      return calibration;
+    }
+    return c;
+  }
+
   HttpResponse devices(const std::string& id) {
+    const std::optional<estimator::Calibration> local = with_local_calibration();
     auto describe = [&](const estimator::Device& d) {
       json out = d.document;
       // The estimator's measured error on published measurements of this device, under each
@@ -1006,6 +1023,9 @@ struct Api::Impl {
         }
       }
       out["estimator_error"] = error.empty() ? json(nullptr) : error;
+      // shipped, or local (N measurements) once the server's user folded in on-board measurements.
+      out["calibration"] = local ? estimator::calibration_label(local.value(), d.id) : std::string("shipped");
+      if (local && local->local.count(d.id)) out["local_calibration"] = estimator::calibration_summary(local.value(), d.id);
       out["estimator_error_note"] = "the latency estimator's measured error on published measurements of this device (docs/estimator-validation.md): "
                                     "median absolute error and share within 10 % and 25 %, per validation";
       return out;
@@ -1089,13 +1109,20 @@ struct Api::Impl {
       if (!b["runtime"].is_string()) return error_response(422, "invalid_argument", "'runtime' must be a string");
       eo.runtime = b["runtime"].get<std::string>();
     }
-    std::string precision = "fp32";
+    // Unless the request names one: the variant's recorded precision, else what the file computes in
+    // (an uploaded int8 QDQ model is estimated as int8, as `edgeopt estimate` does).
+    std::string precision = estimator::precision_name(estimator::precision_of_graph(model.value()).precision);
+    std::string precision_source = "file";
     if (b.contains("precision")) {
       if (!b["precision"].is_string()) return error_response(422, "invalid_argument", "'precision' must be a string");
       precision = b["precision"].get<std::string>();
+      precision_source = "request";
     } else if (exp.results.is_object()) {
       for (const json& v : exp.results["variants"]) {
-        if (v.value("technique", "") == technique) precision = v.value("precision", "fp32");
+        if (v.value("technique", "") == technique) {
+          precision = v.value("precision", "fp32");
+          precision_source = "results";
+        }
       }
     }
     auto p = estimator::precision_from_name(precision);
@@ -1113,10 +1140,11 @@ struct Api::Impl {
       }
       eo.cpu_mhz = b["cpu_mhz"].get<double>();
     }
-    auto est = estimator::estimate_graph(model.value(), catalog, calibration.value(), eo);
+    auto est = estimator::estimate_graph(model.value(), catalog, with_local_calibration().value(), eo);
     if (!est) return from_error(est.error());
     json out = estimator::estimate_to_json(est.value());
     out["technique"] = technique;
+    out["precision_source"] = precision_source;
     out["is_estimate"] = true;
     return json_response(200, out);
   }

@@ -207,12 +207,24 @@ bool Worker::run_one() {
         baseline_record = j.result;
       }
     }
-    auto upload = [&](const std::string& technique) -> Status {
-      for (const char* ext : {".eom", ".onnx"}) {
-        const fs::path file = dir / "out" / (technique + ext);
-        if (!fs::exists(file)) continue;
-        if (Status s = store_.put_blob_file(id + "/artifacts/" + technique + ext, file.string()); !s) return s;
+    // Every file the step wrote into out/ becomes an artifact under its path there: the .eom, the
+    // ONNX and TFLite exports and samples/ (inputs, sample images, the variant's reference
+    // outputs), so the final job and the download route (deploy::write_package) see the same
+    // folder `edgeopt optimize --out` writes. Only this step's own files are in its out/.
+    auto upload = [&](const std::string&) -> Status {
+      const fs::path out = dir / "out";
+      std::error_code walk_ec;
+      for (fs::recursive_directory_iterator it(out, walk_ec), end; !walk_ec && it != end; it.increment(walk_ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.empty() || name[0] == '.') {
+          if (it->is_directory()) it.disable_recursion_pending();
+          continue;
+        }
+        if (!it->is_regular_file()) continue;
+        const std::string rel = it->path().lexically_relative(out).generic_string();
+        if (Status s = store_.put_blob_file(id + "/artifacts/" + rel, it->path().string()); !s) return s;
       }
+      if (walk_ec) return Error{ErrorCode::kIo, "cannot list the step's files in " + out.string() + ": " + walk_ec.message(), "check the scratch folder"};
       return ok_status();
     };
     if (job.kind == "baseline") {
@@ -282,18 +294,25 @@ bool Worker::run_one() {
     // The final job: every artifact back into out/, then latency (all on this host, in turn),
     // estimates and the recommendation.
     std::vector<json> records;
-    auto download = [&](const std::string& technique) {
-      for (const char* ext : {".eom", ".onnx"}) {
-        const std::string key = id + "/artifacts/" + technique + ext;
-        (void)store_.get_blob_to_file(key, (dir / "out" / (technique + ext)).string());
-      }
-    };
-    download("fp32");
+    // Every artifact of the run (models, exports, samples) back into out/, as one folder.
+    const std::string prefix = id + "/artifacts/";
+    auto keys = store_.list_blobs(prefix);
+    if (!keys) {
+      status = "failed";
+      error = keys.error().to_string();
+      return;
+    }
+    for (const std::string& key : keys.value()) {
+      const std::string rel = key.substr(prefix.size());
+      if (rel == "results.json" || rel.empty() || rel.find("..") != std::string::npos) continue;
+      const fs::path target = dir / "out" / rel;
+      fs::create_directories(target.parent_path(), ec);
+      (void)store_.get_blob_to_file(key, target.string());
+    }
     for (const store::Job& j : jobs.value()) {
       if (j.kind != "technique" || j.id < baseline_id) continue;
       if (j.status == "completed" && j.result.contains("measured")) {
         records.push_back(j.result);
-        if (j.result["measured"].value("status", "") == "completed") download(j.technique);
       } else {
         json m{{"technique", j.technique}, {"status", "failed"}, {"error", j.error.empty() ? "the job " + j.status : j.error}};
         records.push_back({{"measured", m}});

@@ -2,12 +2,18 @@
 import json
 import os
 import subprocess
+import tempfile
 
 import pytest
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
 FASHION_DIR = "/usr/share/datasets/fashion-mnist"
+
+
+# Estimates in tests rest on the shipped calibration alone: a developer's own on-board measurements
+# (edgeopt calibrate --measured, ~/.local/share/edgeopt/calibration) stay out of them.
+os.environ.setdefault("EDGEOPT_CALIBRATION_DIR", os.path.join(tempfile.gettempdir(), f"edgeopt-test-no-local-calibration-{os.getpid()}"))
 
 
 def edgeopt_bin():

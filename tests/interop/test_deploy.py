@@ -8,6 +8,7 @@ Models: the Fashion-MNIST CNN of tests/data (an EdgeOpt-independent PyTorch expo
 third-party PyTorch MNIST fixture of ../shared (skipped when absent)."""
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -239,6 +240,66 @@ def test_package_selftest_and_example_pass_in_a_clean_venv(fashion_run, runtime_
         top = r.stdout.split("\n")[0].split("\t")[0]
         label = meta["samples"]["labels"][0]
         assert top == (meta["class_names"][label] if meta["class_names"] else str(label)), r.stdout
+
+
+# The C++ example's header: ONNX Runtime's C API header as the package README says to fetch it
+# (a Go module on Go's module proxy that vendors it); the library: the onnxruntime wheel's.
+ORT_HEADER_MODULE = "github.com/yalue/onnxruntime_go@v1.13.0"
+
+
+@pytest.fixture(scope="module")
+def ort_c_api(tmp_path_factory, runtime_venvs):
+    go = shutil.which("go")
+    if not go:
+        pytest.skip("Go is not installed (scripts/install-deps.sh installs golang-go): it fetches ONNX Runtime's C API header for the C++ example")
+    cache = os.path.join(os.environ.get("EDGEOPT_BUILD") or str(tmp_path_factory.mktemp("go")), "gomod")
+    r = subprocess.run([go, "mod", "download", "-json", ORT_HEADER_MODULE], capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, GOMODCACHE=cache, GOFLAGS="-modcacherw"), cwd=str(tmp_path_factory.mktemp("gomod_cwd")))
+    assert r.returncode == 0, r.stdout + r.stderr
+    include = json.loads(r.stdout)["Dir"]
+    header = open(os.path.join(include, "onnxruntime_c_api.h")).read()
+    api = int(re.search(r"#define ORT_API_VERSION (\d+)", header).group(1))
+    r = subprocess.run([runtime_venvs["ort"], "-c", "import onnxruntime as o, os; print(os.path.join(os.path.dirname(o.__file__), 'capi')); print(o.__version__)"],
+                       capture_output=True, text=True, check=True)
+    lib_dir, version = r.stdout.split()
+    # ONNX Runtime 1.N serves API versions up to N: the header must not ask for a newer one.
+    assert api <= int(version.split(".")[1]), (api, version)
+    return include, lib_dir
+
+
+@pytest.mark.parametrize("technique,device", [("ptq_int8", "raspberry_pi_4"), ("fp32", "jetson_orin_nano")])
+def test_cpp_example_builds_from_the_readme_and_classifies_like_the_python_one(fashion_run, runtime_venvs, ort_c_api, tmp_path, technique, device):
+    if not shutil.which("g++"):
+        pytest.skip("no C++ compiler")
+    out, _ = fashion_run
+    zip_path, _ = package(out, technique, device, tmp_path)
+    pkg = unzip(zip_path, tmp_path / "pkg")
+    meta = json.load(open(pkg / "metadata.json"))
+    readme = open(pkg / "README.md").read()
+    block = readme[readme.index("## C++ example"):]
+    block = block[block.index("```sh") + 5:]
+    block = block[:block.index("```")]
+    # The README's build lines, as a user runs them, with the header and library found above.
+    build = [line for line in block.splitlines() if line.startswith(("mkdir", "g++"))]
+    assert len(build) == 2, block
+    include, lib_dir = ort_c_api
+    r = subprocess.run(["bash", "-ec", "\n".join(build)], cwd=pkg, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, ORT_INCLUDE=include, ORT_LIB=lib_dir))
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = meta["class_names"]
+    for k, image in enumerate(meta["samples"]["images"]):
+        cpp = subprocess.run([str(pkg / "example_onnx"), str(pkg / image)], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert cpp.returncode == 0, cpp.stderr
+        py = subprocess.run([runtime_venvs["ort"], str(pkg / "example_onnx.py"), str(pkg / image)], capture_output=True, text=True, cwd=pkg, timeout=120)
+        assert py.returncode == 0, py.stderr
+        cpp_rows = [line.split("\t") for line in cpp.stdout.splitlines()]
+        py_rows = [line.split("\t") for line in py.stdout.splitlines()]
+        assert [c for c, _ in cpp_rows] == [c for c, _ in py_rows], (cpp.stdout, py.stdout)  # the same five classes, in order
+        for (_, a), (_, b) in zip(cpp_rows, py_rows):
+            assert abs(float(a) - float(b)) <= 1e-3 * max(1.0, abs(float(b))), (cpp.stdout, py.stdout)
+        assert cpp_rows[0][0] == names[meta["samples"]["labels"][k]]  # and the right class for these samples
+    r = subprocess.run([str(pkg / "example_onnx"), str(pkg / "README.md")], capture_output=True, text=True, cwd=pkg)
+    assert r.returncode == 1 and "cannot decode the image" in r.stderr, r.stderr
 
 
 def test_tampered_or_truncated_package_fails_its_checksum_check(fashion_run, runtime_venvs, tmp_path):

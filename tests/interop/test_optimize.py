@@ -32,6 +32,30 @@ def ort_accuracy(path, x, y):
 TECHNIQUES = "ptq_int8,ptq_int4,prune_unstructured,qat_int8,hybrid,hybrid_int4"
 
 
+def assert_per_class_adds_up(v, classes):
+    pc = v["per_class"]
+    n = v["samples"]
+    assert len(pc["support"]) == len(pc["correct"]) == len(pc["accuracy"]) == len(pc["confusion"]) == classes
+    assert sum(pc["support"]) == n, v["technique"]
+    assert sum(pc["correct"]) == round(v["accuracy"] * n) and abs(v["accuracy"] * n - round(v["accuracy"] * n)) < 1e-6, v["technique"]
+    for c in range(classes):
+        assert len(pc["confusion"][c]) == classes
+        assert sum(pc["confusion"][c]) == pc["support"][c]
+        assert pc["confusion"][c][c] == pc["correct"][c]
+        assert pc["accuracy"][c] == (pc["correct"][c] / pc["support"][c] if pc["support"][c] else None)
+
+
+def assert_latency_rounds(v):
+    for key in ("host_latency_ms", "host_latency_ms_1thread"):
+        rounds = v[key]["rounds_p50"]
+        assert len(rounds) == 3 and all(r > 0 for r in rounds), (v["technique"], rounds)
+        assert v[key]["p50"] == min(rounds)
+        assert v[key]["spread"] == pytest.approx(max(rounds) / min(rounds))
+    unstable = max(v["host_latency_ms"]["spread"], v["host_latency_ms_1thread"]["spread"]) > 1.3
+    assert v["host_latency_unstable"] == unstable, v["technique"]
+    assert any("host latency is unstable" in n for n in v["notes"]) == unstable
+
+
 def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
     out = tmp_path / "run"
     r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "2000", "--out", out,
@@ -68,6 +92,23 @@ def test_optimize_writes_measured_variants(fashion_dir, tmp_path):
     assert variants["hybrid_int4"]["accuracy_drop_pp"] <= 1.5
     assert res["recommendation"]["technique"] in ["fp32"] + TECHNIQUES.split(",")
     assert res["recommendation"]["reasoning"]
+    # Per class, from the same pass as the accuracy: output index -> Fashion-MNIST's class names.
+    assert res["classes"][0] == {"index": 0, "name": "T-shirt/top"} and res["classes"][9] == {"index": 9, "name": "Ankle boot"}
+    assert [c["name"] for c in res["classes"]] == res["class_names"] and [c["index"] for c in res["classes"]] == list(range(10))
+    for v in [base] + list(variants.values()):
+        assert_per_class_adds_up(v, 10)
+    # Host latency: every round is recorded, the best is reported, the flag is the criterion on them.
+    for v in [base] + list(variants.values()):
+        assert_latency_rounds(v)
+    assert res["host_latency_unstable"] == any(v["host_latency_unstable"] for v in [base] + list(variants.values()))
+    # `edgeopt estimate` on a variant's file reads its precision from the file and agrees with optimize.
+    for v in [base] + list(variants.values()):
+        e = run_cli("estimate", v["artifact"], "--device", "raspberry_pi_4", "--json")
+        assert e.code == 0, e.stderr
+        est = e.json()
+        (mine,) = [d for d in v["device_estimates"] if d["device"] == "raspberry_pi_4"]
+        assert est["precision"] == v["precision"] and est["precision_source"] == "file", (v["technique"], est["precision"])
+        assert est["latency_ms"] == pytest.approx(mine["latency_ms"], rel=1e-9), v["technique"]
     # Every ONNX twin gives the same accuracy in ONNX Runtime (QDQ int8 included), within 0.1 pt.
     x, y = fashion_test_images(fashion_dir, 2000)
     gaps = {}
@@ -219,3 +260,63 @@ def test_ctrl_c_cancels_cleanly(fashion_dir, tmp_path):
         if p.suffix == ".tflite":  # complete flatbuffers: LiteRT loads them
             litert = pytest.importorskip("ai_edge_litert.interpreter")
             litert.Interpreter(model_path=str(p)).allocate_tensors()
+
+
+def test_optimize_summary_for_a_new_user(fashion_dir, tmp_path):
+    """The text summary: how many test images were used, and each variant's host latency beside
+    its estimated latency on the target device, labelled as an estimate; every figure printed is
+    the one in results.json."""
+    import re
+    out = tmp_path / "run"
+    r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "300", "--out", out,
+                "--techniques", "ptq_int8,ptq_int4", "--max-train-images", "500", "--devices", "raspberry_pi_4,jetson_nano",
+                "--device", "jetson_nano")
+    assert r.code == 0, r.stderr
+    res = json.load(open(out / "results.json"))
+    print(r.stdout)
+    assert "accuracy on 300 test images (the first 300 of 10000, --limit)" in r.stdout
+    assert "on jetson_nano, ESTIMATE" in r.stdout
+    assert "device latency: estimated" in r.stdout and "not measured" in r.stdout
+    lines = {}
+    for line in r.stdout.splitlines():  # the table's rows (the recommendation's reasoning may start with a name too)
+        if line.split() and line.split()[0] in ("fp32", "ptq_int8", "ptq_int4"):
+            lines.setdefault(line.split()[0], line)
+    assert set(lines) == {"fp32", "ptq_int8", "ptq_int4"}
+    for v in [res["baseline"]] + res["variants"]:
+        line = lines[v["technique"]]
+        (est,) = [e for e in v["device_estimates"] if e["device"] == "jetson_nano"]
+        assert f"~{est['latency_ms']:.2f} ({est['latency_ms_low']:.2f}-{est['latency_ms_high']:.2f})" in line, line
+        assert f"{v['host_latency_ms_1thread']['p50']:.3f} / {v['host_latency_ms']['p50']:.3f}" in line, line
+        assert f"{100 * v['accuracy']:.2f} %" in line, line
+        assert line.rstrip().endswith(est["precision"]), line
+        assert ("!" in line) == v["host_latency_unstable"], line
+    assert ("warning: host timings marked ! are unstable" in r.stdout) == res["host_latency_unstable"]
+    # Without --device: the first of --devices.
+    r2 = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--out", tmp_path / "run2",
+                 "--techniques", "ptq_int8", "--max-train-images", "500", "--devices", "raspberry_pi_4,jetson_nano")
+    assert r2.code == 0, r2.stderr
+    assert "on raspberry_pi_4, ESTIMATE" in r2.stdout
+    assert "accuracy on 10000 test images (the whole test split)" in r2.stdout
+    assert re.search(r"^ptq_int8 .* ~\d+\.\d\d \(", r2.stdout, re.M), r2.stdout
+
+
+def test_estimate_takes_the_precision_from_the_file(fashion_dir, tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("optimize", MODEL, "--dataset", "fashion-mnist", "--no-download", "--limit", "200", "--out", out,
+                "--techniques", "ptq_int8", "--max-train-images", "300", "--devices", "raspberry_pi_4", "--json")
+    assert r.code == 0, r.stderr
+    int8 = out / "ptq_int8.eom"
+    text = run_cli("estimate", int8, "--device", "raspberry_pi_4")
+    assert text.code == 0, text.stderr
+    assert "precision int8, from the file:" in text.stdout and "activations have int8 ranges" in text.stdout, text.stdout
+    assert "not measured" in text.stdout
+    forced = run_cli("estimate", int8, "--device", "raspberry_pi_4", "--precision", "fp32", "--json")
+    assert forced.code == 0, forced.stderr
+    f = forced.json()
+    assert f["precision"] == "fp32" and f["precision_source"] == "option" and f["precision_from_file"] == "int8"
+    auto = run_cli("estimate", int8, "--device", "raspberry_pi_4", "--json").json()
+    assert auto["precision"] == "int8" and auto["latency_ms"] != f["latency_ms"]
+    fp32 = run_cli("estimate", MODEL, "--device", "raspberry_pi_4", "--json").json()
+    assert fp32["precision"] == "fp32" and fp32["precision_source"] == "file" and fp32["precision_note"] == "no quantized tensor"
+    text = run_cli("estimate", MODEL, "--device", "raspberry_pi_4", "--precision", "int8")
+    assert "precision int8, from --precision: the file says fp32" in text.stdout, text.stdout

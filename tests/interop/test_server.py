@@ -81,17 +81,6 @@ def test_whole_flow(server):
     what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"}).json()
     assert what_if["recommendation"]["goal"] == "size" and what_if["what_if"] == {"optimization_goal": "minimize_size"}
 
-    z = server.get(f"/api/results/{e['id']}/download/ptq_int8")
-    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip"
-    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
-        names = set(zf.namelist())
-        assert {"ptq_int8/ptq_int8.eom", "ptq_int8/ptq_int8.onnx", "ptq_int8/metadata.json", "ptq_int8/README.md"} <= names
-        meta = json.loads(zf.read("ptq_int8/metadata.json"))
-        eom = zf.read("ptq_int8/ptq_int8.eom")
-        assert len(eom) == rows["ptq_int8"]["size_bytes"] == meta["measured"]["size_bytes"]
-        import hashlib
-        assert meta["files"]["ptq_int8.eom"]["sha256"] == hashlib.sha256(eom).hexdigest()
-        assert meta["estimated"]["device_estimates"]
     perf = server.get(f"/api/performance/{e['id']}/comparison").json()
     assert {c["technique"] for c in perf["comparison"]} == {"fp32", "ptq_int8", "prune_unstructured"}
     m = server.get(f"/api/performance/{e['id']}/metrics")
@@ -100,11 +89,15 @@ def test_whole_flow(server):
     assert base_est.status_code == 200 and base_est.json()["technique"] == "fp32", base_est.text
     est = server.post("/api/estimate", json={"experiment_id": e["id"], "technique": "ptq_int8", "device": "jetson_nano"}).json()
     assert est["is_estimate"] and est["precision"] == "int8" and est["latency_ms_low"] <= est["latency_ms"] <= est["latency_ms_high"]
+    assert est["precision_source"] == "results"
+    assert base_est.json()["precision"] == "fp32" and base_est.json()["precision_source"] == "file"
 
     devices = {d["id"]: d for d in server.get("/api/devices").json()["devices"]}
     assert devices["raspberry_pi_4"]["estimator_error"]["lofo"]["rows"] > 0
     assert server.get("/api/devices/raspberry_pi_4").json()["id"] == "raspberry_pi_4"
     assert {t["id"] for t in server.get("/api/techniques").json()["techniques"]} >= {"ptq_int8", "distillation"}
+
+    check_download(server, e["id"], rows["ptq_int8"])
 
     # Delete removes it and its files.
     r = requests.delete(server.url(f"/api/experiments/{e['id']}"), timeout=30)
@@ -113,6 +106,68 @@ def test_whole_flow(server):
     assert_error(server.get(f"/api/results/{e['id']}/download/ptq_int8"), 404)
     if server.database == "":
         assert not os.path.exists(os.path.join(server.store, "blobs", e["id"]))
+
+
+def check_download(server, eid, row):
+    """The predecessor's download route (no query) gives the deployment package `edgeopt package`
+    writes for the experiment's target device, built from the run's stored artifacts; it passes its
+    own self-test in the venv's real runtimes. A bad device or format is a 422 that says what to send."""
+    import hashlib
+    import sys
+    z = server.get(f"/api/results/{eid}/download/ptq_int8")
+    assert z.status_code == 200 and z.headers["Content-Type"] == "application/zip", z.text[:500]
+    pkg = server.tmp_path / f"pkg-{eid}"
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        names = set(zf.namelist())
+        zf.extractall(pkg)
+    assert {"metadata.json", "README.md", "SHA256SUMS", "selftest.py", "edgeopt_image.py", "example_onnx.py", "example_tflite.py",
+            "cpp/example_onnx.cpp", "cpp/preprocessing.txt", "model/ptq_int8.eom", "model/ptq_int8.onnx", "model/ptq_int8.int8.tflite",
+            "samples/inputs.npy", "samples/reference_outputs.npy", "samples/sample_0.png"} <= names, names
+    meta = json.loads((pkg / "metadata.json").read_text())
+    assert meta["technique"] == "ptq_int8" and meta["device"]["id"] == "raspberry_pi_4"  # the experiment's target device
+    eom = (pkg / "model" / "ptq_int8.eom").read_bytes()
+    assert len(eom) == row["size_bytes"] == meta["metrics"]["size_bytes"]["value"]
+    assert meta["files"]["model/ptq_int8.eom"]["sha256"] == hashlib.sha256(eom).hexdigest()
+    assert meta["device_estimate"]["kind"] == "estimated"
+    runtimes = {m["path"]: m["runtime_accuracy"] for m in meta["models"] if m["format"] != "eom"}
+    assert all("accuracy" in a for a in runtimes.values()), runtimes  # the final job scored every stored export
+    r = subprocess.run([sys.executable, str(pkg / "selftest.py"), "--runs", "20"], capture_output=True, text=True, cwd=pkg, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads((pkg / "measurements.json").read_text())
+    assert report["passed"] and report["device"] == "raspberry_pi_4"
+    assert {m["path"] for m in report["models"] if m.get("outputs", {}).get("passed")} == set(runtimes)
+
+    # Another device and format: the Jetson's ONNX file only.
+    z = server.get(f"/api/results/{eid}/download/ptq_int8", params={"device": "jetson_orin_nano", "format": "onnx"})
+    assert z.status_code == 200, z.text
+    with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+        meta = json.loads(zf.read("metadata.json"))
+    assert meta["device"]["id"] == "jetson_orin_nano" and [m["path"] for m in meta["models"]] == ["model/ptq_int8.onnx"]
+    assert "jetson_orin_nano" in z.headers.get("Content-Disposition", "")
+    assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"device": "toaster"}), 422, "unknown device", "raspberry_pi_4")
+    assert_error(server.get(f"/api/results/{eid}/download/ptq_int8", params={"format": "gguf"}), 422, "unknown package format", "tflite")
+    assert_error(server.get(f"/api/results/{eid}/download/nope"), 404, "no variant")
+
+    if server.database == "":
+        # A run stored before every export and sample was kept (only .eom and .onnx) still downloads,
+        # with what it has and a note; selftest.py then checks checksums and latency.
+        art = os.path.join(server.store, "blobs", eid, "artifacts")
+        for root, _, files in os.walk(art):
+            for f in files:
+                if not f.endswith((".eom", ".onnx", "results.json")):
+                    os.remove(os.path.join(root, f))
+        z = server.get(f"/api/results/{eid}/download/ptq_int8")
+        assert z.status_code == 200, z.text
+        old = server.tmp_path / f"pkg-old-{eid}"
+        with zipfile.ZipFile(io.BytesIO(z.content)) as zf:
+            zf.extractall(old)
+        meta = json.loads((old / "metadata.json").read_text())
+        assert sorted(m["path"] for m in meta["models"]) == ["model/ptq_int8.eom", "model/ptq_int8.onnx"]
+        assert meta["samples"] is None and any("not stored" in n for n in meta["notes"]), meta["notes"]
+        r = subprocess.run([sys.executable, str(old / "selftest.py"), "--runs", "5"], capture_output=True, text=True, cwd=old, timeout=600)
+        assert r.returncode == 0, r.stdout + r.stderr
+        os.remove(os.path.join(art, "ptq_int8.eom"))
+        assert_error(server.get(f"/api/results/{eid}/download/ptq_int8"), 410, "no longer stored", "run the experiment again")
 
 
 def test_list_paging_filters_patch(server):
@@ -235,3 +290,108 @@ def test_predecessor_readme_examples_run_unchanged(tmp_path, shared_dir):
         assert len(final["results"]) == 9  # the baseline, the seven techniques and hybrid_int4
     finally:
         s.stop()
+
+
+FASHION_NAMES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def gray_png(pixels):
+    """A 28x28 8-bit grayscale PNG of a uint8 array (stdlib only)."""
+    import struct
+    import zlib
+    h, w = pixels.shape
+    raw = b"".join(b"\x00" + pixels[y].tobytes() for y in range(h))
+
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xFFFFFFFF)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def test_per_class_results_of_an_image_folder_zip(server):
+    """A ZIP of class folders (train/ and test/) made from Fashion-MNIST test images: the run's
+    `classes` map each output index to its folder, and every variant's per_class counts add up.
+    The folders go into the ZIP in reverse order and are numbered by name (00_..09_), so the
+    mapping follows the names, as documented, not the ZIP's order. The baseline's confusion matrix
+    is checked image by image against ONNX Runtime on the same test images."""
+    import gzip
+
+    import numpy as np
+    import onnxruntime as ort
+    from conftest import FASHION_DIR
+    with gzip.open(os.path.join(FASHION_DIR, "t10k-images-idx3-ubyte.gz")) as f:
+        x = np.frombuffer(f.read(), np.uint8, offset=16).reshape(-1, 28, 28)
+    with gzip.open(os.path.join(FASHION_DIR, "t10k-labels-idx1-ubyte.gz")) as f:
+        y = np.frombuffer(f.read(), np.uint8, offset=8)
+    folders = [f"{i:02d}_{n.replace('/', '-')}" for i, n in enumerate(FASHION_NAMES)]
+    test_x, test_y = [], []
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for c in reversed(range(10)):
+            idx = np.flatnonzero(y == c)
+            for k, i in enumerate(idx[:40]):
+                split = "train" if k < 25 else "test"
+                zf.writestr(f"{split}/{folders[c]}/{i:05d}.png", gray_png(x[i]))
+    for c in range(10):  # the test images, in the loader's order (class folders by name, files by name)
+        for i in sorted(np.flatnonzero(y == c)[:40][25:]):
+            test_x.append(x[i])
+            test_y.append(c)
+    test_x = np.stack(test_x).astype(np.float32)[:, None] / 255
+    test_y = np.array(test_y)
+
+    e = create_experiment(server, dataset_type="custom", dataset_name="fashion-folders", eval_limit=None, max_train_images=None,
+                          techniques=["ptq_int8", "qat_int8"])
+    up = server.post(f"/api/upload/{e['id']}/dataset", files={"file": ("fashion-folders.zip", buf.getvalue())})
+    assert up.status_code == 200, up.text
+    assert [(c["index"], c["name"]) for c in up.json()["dataset"]["classes"]] == list(enumerate(folders))
+    assert upload_model(server, e["id"]).status_code == 200
+    assert server.post(f"/api/optimize/{e['id']}/start").status_code == 202
+
+    # While the run goes on, the partial results already name the classes and count the baseline.
+    def partial_with_baseline():
+        r = server.get(f"/api/results/{e['id']}/results").json()
+        return r if not r["complete"] and any(row["technique"] == "fp32" for row in r["results"]) else None
+    partial = wait_for(partial_with_baseline, 300, interval=0.05, what="partial results with the baseline")
+    assert partial["classes"] == [{"index": i, "name": folders[i]} for i in range(10)]
+    assert partial["class_names"] == folders
+    (base_row,) = [row for row in partial["results"] if row["technique"] == "fp32"]
+    assert sum(base_row["per_class"]["support"]) == 150
+
+    assert sse_events(server, e["id"])[-1][2]["status"] == "completed"
+    res = server.get(f"/api/results/{e['id']}/results").json()
+    assert res["complete"]
+    assert res["classes"] == [{"index": i, "name": folders[i]} for i in range(10)]
+    assert res["class_names"] == folders == res["raw"]["class_names"]
+    assert res["raw"]["classes"] == res["classes"]
+    assert isinstance(res["host_latency_unstable"], bool) and "1.30x" in res["host_latency_note"]
+    rows = {row["technique"]: row for row in res["results"]}
+    assert set(rows) == {"fp32", "ptq_int8", "qat_int8"}
+    raw = {"fp32": res["raw"]["baseline"], **{v["technique"]: v for v in res["raw"]["variants"]}}
+    for t, row in rows.items():
+        pc = row["per_class"]
+        n = row["test_samples"]
+        assert n == 150
+        assert pc["support"] == [15] * 10, (t, pc["support"])
+        correct = round(row["optimized_accuracy"] / 100 * n)
+        assert abs(row["optimized_accuracy"] / 100 * n - correct) < 1e-6
+        assert sum(pc["correct"]) == correct
+        assert [sum(r) for r in pc["confusion"]] == pc["support"]
+        assert [pc["confusion"][c][c] for c in range(10)] == pc["correct"]
+        assert pc["accuracy"] == [pc["correct"][c] / 15 for c in range(10)]
+        assert row["per_class"] == raw[t]["per_class"]  # the row carries results.json's own counts
+        assert isinstance(row["host_latency_unstable"], bool)
+        for key in ("host_latency_ms", "host_latency_ms_1thread"):
+            rounds = row[key]["rounds_p50"]
+            assert len(rounds) == 3 and row[key]["p50"] == min(rounds)
+            assert row[key]["spread"] == pytest.approx(max(rounds) / min(rounds))
+    # The oracle: ONNX Runtime's predictions on the same test images give the same confusion matrix.
+    s = ort.InferenceSession(MODEL, providers=["CPUExecutionProvider"])
+    pred = s.run(None, {s.get_inputs()[0].name: test_x})[0].argmax(1)
+    confusion = np.zeros((10, 10), int)
+    for t, p in zip(test_y, pred):
+        confusion[t, p] += 1
+    assert rows["fp32"]["per_class"]["confusion"] == confusion.tolist()
+    # Named in the model's order, each class is mostly recognised (a wrong mapping would score ~0).
+    assert min(rows["fp32"]["per_class"]["accuracy"]) >= 0.4, rows["fp32"]["per_class"]["accuracy"]
+    # The what-if route still ranks these results.
+    what_if = server.post(f"/api/results/{e['id']}/recommendations", json={"optimization_goal": "minimize_size"})
+    assert what_if.status_code == 200 and what_if.json()["recommendation"]["goal"] == "size", what_if.text

@@ -2,12 +2,12 @@
 """Exports the calibration models to ONNX (random weights: only shapes and costs matter).
 
 torchvision gives MobileNet v2/v3, ResNet, SqueezeNet 1.1 and VGG16; the rest (MobileNet v1,
-SSD/SSDLite heads, SSD ResNet-50 FPN, EfficientDet-Lite, YOLO, UNet-MobileNetV2, DeepLab v3)
+SSD/SSDLite heads, SSD ResNet-50 FPN, MLPerf's SSD-ResNet34, EfficientDet-Lite, YOLO, UNet-MobileNetV2, DeepLab v3)
 are written here as plain modules that approximate the published architectures (see
 docs/estimator.md). Ops our IR lacks are expressed with ops it has, at about the same cost:
   * nearest 2x upsampling = unsqueeze + broadcast multiply + reshape (one pass over the output);
   * bilinear upsampling of DeepLab's logits: the same, at the nearest factor;
-  * YOLOv4's Mish = LeakyReLU (TensorRT fuses either into the conv);
+  * YOLOv4's Mish = x * tanh(sigmoid(x)): Softplus -> Sigmoid, else the graph tensorrt_demos deploys;
   * YOLOv4-tiny's channel split = a 1x1 grouped conv that reads half the channels.
 Usage: export_models.py OUT_DIR [MODEL ...]
 """
@@ -28,7 +28,18 @@ def conv_bn(cin, cout, k=3, s=1, groups=1, act="relu6"):
         layers.append(nn.ReLU())
     elif act == "leaky":
         layers.append(nn.LeakyReLU(0.1))
+    elif act == "mish":
+        layers.append(Mish())
     return nn.Sequential(*layers)
+
+
+class Mish(nn.Module):
+    """Mish as the deployed YOLOv4 graphs have it: tensorrt_demos' yolo_to_onnx.py writes each Mish as
+    ONNX Softplus -> Tanh -> Mul(x, .), which TensorRT 7 does not fuse into the conv (the product
+    reads the conv output twice). Our IR has no Softplus: Sigmoid stands in (one unary pass)."""
+
+    def forward(self, x):
+        return x * torch.tanh(torch.sigmoid(x))
 
 
 def sep_conv(cin, cout, s=1, act="relu6"):
@@ -222,6 +233,41 @@ class SSDResNet50FPN(nn.Module):
         return torch.cat(outs, 1)
 
 
+
+class SSDResNet34(nn.Module):
+    """MLPerf Inference's ssd-resnet34 (1200 x 1200, the reference ssd_r34.py): torchvision ResNet-34
+    through layer3 with layer3's first block at stride 1 (150 x 150 x 256), five extra blocks (1x1
+    reduce, 3x3 with strides 2, 2, 2, 2 unpadded, 1 unpadded), 3x3 box/class heads of stride 3 on all
+    six maps (50, 25, 13, 7, 3, 3; 4/6/6/6/4/4 anchors, 81 classes): 15130 boxes. NMS is not in the graph."""
+
+    def __init__(self, classes=81):
+        super().__init__()
+        r = tvm.resnet34()
+        b = r.layer3[0]
+        b.conv1.stride = (1, 1)
+        b.downsample[0].stride = (1, 1)
+        self.backbone = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
+        chans = [256, 512, 512, 256, 256, 256]
+        mids = [256, 256, 128, 128, 128]
+        specs = [(2, 1), (2, 1), (2, 1), (2, 0), (1, 0)]  # (stride, padding) of each extra 3x3
+        self.extras = nn.ModuleList([
+            nn.Sequential(nn.Conv2d(cin, mid, 1), nn.ReLU(inplace=True),
+                          nn.Conv2d(mid, cout, 3, stride, pad), nn.ReLU(inplace=True))
+            for cin, cout, mid, (stride, pad) in zip(chans[:-1], chans[1:], mids, specs)])
+        anchors = [4, 6, 6, 6, 4, 4]
+        self.loc = nn.ModuleList([nn.Conv2d(c, a * 4, 3, 3, 1) for c, a in zip(chans, anchors)])
+        self.conf = nn.ModuleList([nn.Conv2d(c, a * classes, 3, 3, 1) for c, a in zip(chans, anchors)])
+
+    def forward(self, x):
+        x = self.backbone(x)
+        feats = [x]
+        for e in self.extras:
+            x = e(x)
+            feats.append(x)
+        outs = [torch.flatten(l(f), 1) for f, l in zip(feats, self.loc)]
+        outs += [torch.flatten(c(f), 1) for f, c in zip(feats, self.conf)]
+        return torch.cat(outs, 1)
+
 # ---- EfficientNet-Lite / EfficientDet-Lite ----
 class MBConv(nn.Module):
     def __init__(self, cin, cout, k, s, expand):
@@ -331,14 +377,14 @@ class EfficientDetLite(nn.Module):
 
 
 # ---- YOLO (Darknet) ----
-def dconv(cin, cout, k=3, s=1):
-    return conv_bn(cin, cout, k, s, 1, "leaky")
+def dconv(cin, cout, k=3, s=1, act="leaky"):
+    return conv_bn(cin, cout, k, s, 1, act)
 
 
 class DarkRes(nn.Module):
-    def __init__(self, ch, hidden=None):
+    def __init__(self, ch, hidden=None, act="leaky"):
         super().__init__()
-        self.body = nn.Sequential(dconv(ch, hidden or ch // 2, 1), dconv(hidden or ch // 2, ch, 3))
+        self.body = nn.Sequential(dconv(ch, hidden or ch // 2, 1, act=act), dconv(hidden or ch // 2, ch, 3, act=act))
 
     def forward(self, x):
         return x + self.body(x)
@@ -347,14 +393,15 @@ class DarkRes(nn.Module):
 class CSPStage(nn.Module):
     """CSPDarknet53 stage: downsample, split into two 1x1 branches, residual blocks, concat, fuse."""
 
-    def __init__(self, cin, cout, blocks, first=False):
+    def __init__(self, cin, cout, blocks, first=False, act="mish"):
         super().__init__()
-        self.down = dconv(cin, cout, 3, 2)
+        self.down = dconv(cin, cout, 3, 2, act)
         half = cout if first else cout // 2
-        self.part1 = dconv(cout, half, 1)
-        self.part2 = dconv(cout, half, 1)
-        self.blocks = nn.Sequential(*[DarkRes(half, cout // 2 if first else half) for _ in range(blocks)], dconv(half, half, 1))
-        self.fuse = dconv(2 * half, cout, 1)
+        self.part1 = dconv(cout, half, 1, act=act)
+        self.part2 = dconv(cout, half, 1, act=act)
+        self.blocks = nn.Sequential(*[DarkRes(half, cout // 2 if first else half, act) for _ in range(blocks)],
+                                    dconv(half, half, 1, act=act))
+        self.fuse = dconv(2 * half, cout, 1, act=act)
 
     def forward(self, x):
         x = self.down(x)
@@ -391,11 +438,11 @@ class YOLOv3(nn.Module):
 
 
 class YOLOv4(nn.Module):
-    """CSPDarknet53 + SPP + PANet; Mish approximated by LeakyReLU."""
+    """CSPDarknet53 (Mish, as yolov4.cfg) + SPP + PANet (leaky)."""
 
     def __init__(self):
         super().__init__()
-        self.stem = dconv(3, 32)
+        self.stem = dconv(3, 32, act="mish")
         self.s1 = CSPStage(32, 64, 1, first=True)
         self.s2, self.s3 = CSPStage(64, 128, 2), CSPStage(128, 256, 8)
         self.s4, self.s5 = CSPStage(256, 512, 8), CSPStage(512, 1024, 4)
@@ -654,6 +701,7 @@ MODELS = {
     "ssdlite_mobilenet_v3_large": (lambda: SSDLiteMobileNetV3(True), [320]),
     "ssdlite_mobilenet_v3_small": (lambda: SSDLiteMobileNetV3(False), [320]),
     "ssd_resnet50_fpn": (lambda: SSDResNet50FPN(), [640]),
+    "ssd_resnet34": (lambda: SSDResNet34(), [1200]),
     "efficientdet_lite0": (lambda: EfficientDetLite(0), [320]),
     "efficientdet_lite1": (lambda: EfficientDetLite(1), [384]),
     "efficientdet_lite2": (lambda: EfficientDetLite(2), [448]),

@@ -1,7 +1,11 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <array>
+
 #include "backend/executor.h"
 #include "ir/text.h"
+#include "pipeline/benchmark.h"
 #include "pipeline/evaluate.h"
 #include "pipeline/preprocess.h"
 
@@ -93,6 +97,106 @@ TEST(Evaluate, RefusesDatasetWhoseClassesDoNotMatchOutputs) {
   ASSERT_FALSE(s.ok());
   EXPECT_EQ(s.error().code, ErrorCode::kShapeMismatch);
   EXPECT_NE(s.error().message.find("3 classes"), std::string::npos);
+}
+
+// Three outputs equal to the three pixels of a 1x3 gray image: the prediction is the brightest
+// pixel, so a hand-made set of images has a known confusion matrix.
+ir::Graph brightest_pixel_model() {
+  ir::Graph g;
+  const int x = g.add_input("x", {kBatch, 1, 1, 3}, ir::Layout::kNCHW);
+  const int f = g.add_node(ir::OpKind::kFlatten, "flatten", {x}, ir::Attrs{});
+  const int w = g.add_constant("w", {3, 3}, {1, 0, 0, 0, 1, 0, 0, 0, 1});
+  g.outputs = {g.add_node(ir::OpKind::kGemm, "fc", {f, w})};
+  EXPECT_TRUE(ir::verify(g).ok());
+  return g;
+}
+
+data::ImageSet pixel_images(const std::vector<std::array<std::uint8_t, 3>>& pixels, const std::vector<std::int32_t>& labels) {
+  data::ImageSet s;
+  s.count = static_cast<std::int64_t>(pixels.size());
+  s.height = 1;
+  s.width = 3;
+  s.channels = 1;
+  for (const auto& p : pixels) s.pixels.insert(s.pixels.end(), p.begin(), p.end());
+  s.labels = labels;
+  return s;
+}
+
+TEST(Evaluate, CountsPerClassAndTheConfusionMatrixInTheSamePass) {
+  auto exec = backend::Executor::create(brightest_pixel_model());
+  ASSERT_TRUE(exec.ok()) << exec.error().to_string();
+  // true label -> predicted (the bright pixel): 0->0, 0->1, 1->1, 1->2, 1->0; class 2 has no image.
+  const data::ImageSet images = pixel_images({{9, 0, 0}, {0, 9, 0}, {0, 9, 0}, {0, 0, 9}, {9, 0, 0}}, {0, 0, 1, 1, 1});
+  EvalOptions options;
+  options.batch_size = 2;  // counts carry across batches
+  auto r = evaluate(*exec.value(), images, InputSpec{ir::Layout::kNCHW, 1, 1, 3}, parse_normalization("unit").value(), options);
+  ASSERT_TRUE(r.ok()) << r.error().to_string();
+  EXPECT_EQ(r->samples, 5);
+  EXPECT_EQ(r->correct, 2);
+  const ClassCounts& c = r->per_class;
+  EXPECT_EQ(c.support, (std::vector<std::int64_t>{2, 3, 0}));
+  EXPECT_EQ(c.correct, (std::vector<std::int64_t>{1, 1, 0}));
+  EXPECT_EQ(c.confusion, (std::vector<std::vector<std::int64_t>>{{1, 1, 0}, {1, 1, 1}, {0, 0, 0}}));
+  const auto accuracy = c.accuracy();
+  ASSERT_EQ(accuracy.size(), 3U);
+  EXPECT_DOUBLE_EQ(*accuracy[0], 0.5);
+  EXPECT_DOUBLE_EQ(*accuracy[1], 1.0 / 3.0);
+  EXPECT_FALSE(accuracy[2].has_value());  // no support: no accuracy, not 0
+  // --limit scores the first images only, and the counts follow.
+  options.limit = 2;
+  auto first = evaluate(*exec.value(), images, InputSpec{ir::Layout::kNCHW, 1, 1, 3}, parse_normalization("unit").value(), options);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->per_class.support, (std::vector<std::int64_t>{2, 0, 0}));
+  EXPECT_EQ(first->per_class.confusion[0], (std::vector<std::int64_t>{1, 1, 0}));
+}
+
+TEST(Evaluate, RefusesALabelBeyondTheModelsOutputs) {
+  auto exec = backend::Executor::create(brightest_pixel_model());
+  ASSERT_TRUE(exec.ok());
+  const data::ImageSet images = pixel_images({{9, 0, 0}, {0, 9, 0}}, {0, 3});
+  auto r = evaluate(*exec.value(), images, InputSpec{ir::Layout::kNCHW, 1, 1, 3}, parse_normalization("unit").value());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, ErrorCode::kShapeMismatch);
+  EXPECT_NE(r.error().message.find("label 3"), std::string::npos) << r.error().message;
+}
+
+TEST(HostLatency, RoundSpreadFlagsRoundsThatDisagree) {
+  EXPECT_DOUBLE_EQ(round_spread({}), 1.0);
+  EXPECT_DOUBLE_EQ(round_spread({0.5}), 1.0);
+  EXPECT_DOUBLE_EQ(round_spread({1.0, 1.1, 1.05}), 1.1);
+  EXPECT_DOUBLE_EQ(round_spread({2.0, 1.0, 1.2}), 2.0);  // order does not matter
+  EXPECT_DOUBLE_EQ(round_spread({0.0, 1.0}), 1.0);      // a zero reading is no ratio
+  EXPECT_FALSE(spread_is_unstable(round_spread({1.0, 1.1, 1.05})));
+  EXPECT_FALSE(spread_is_unstable(kMaxStableSpread));
+  EXPECT_TRUE(spread_is_unstable(round_spread({2.0, 1.0, 1.2})));
+  HostLatency quiet;
+  quiet.rounds_p50_1t = {1.0, 1.02, 1.01};
+  quiet.rounds_p50_all = {0.5, 0.51, 0.5};
+  EXPECT_EQ(unstable_note(quiet), "");
+  HostLatency busy;
+  busy.all_threads = 2;
+  busy.rounds_p50_1t = {1.0, 2.5, 1.1};
+  busy.spread_1t = round_spread(busy.rounds_p50_1t);
+  busy.rounds_p50_all = {0.5, 0.55, 0.5};
+  busy.spread_all = round_spread(busy.rounds_p50_all);
+  busy.unstable = true;
+  const std::string note = unstable_note(busy);
+  EXPECT_NE(note.find("2.50x at 1 thread (1, 2.5, 1.1 ms)"), std::string::npos) << note;
+  EXPECT_NE(note.find("1.10x at 2 threads"), std::string::npos) << note;
+}
+
+TEST(HostLatency, MeasurementReportsEveryRound) {
+  const ir::Graph g = brightest_pixel_model();
+  auto timed = measure_host_latency({&g}, {std::vector<float>{0.1F, 0.2F, 0.3F}}, 5);
+  ASSERT_TRUE(timed.ok()) << timed.error().to_string();
+  const HostLatency& t = timed.value()[0];
+  ASSERT_EQ(t.rounds_p50_1t.size(), 3U);
+  ASSERT_EQ(t.rounds_p50_all.size(), 3U);
+  // The reported p50 is the best round's, and the flag is the criterion on the rounds reported.
+  EXPECT_DOUBLE_EQ(t.p50_1t, *std::min_element(t.rounds_p50_1t.begin(), t.rounds_p50_1t.end()));
+  EXPECT_DOUBLE_EQ(t.spread_1t, round_spread(t.rounds_p50_1t));
+  EXPECT_DOUBLE_EQ(t.spread_all, round_spread(t.rounds_p50_all));
+  EXPECT_EQ(t.unstable, spread_is_unstable(t.spread_1t) || spread_is_unstable(t.spread_all));
 }
 
 }  // namespace

@@ -316,7 +316,10 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** A ZIP of the variant: .eom, ONNX twin, metadata.json, README */
+        /**
+         * The deployment package of a variant for a device: the ZIP `edgeopt package` writes
+         * @description The model in the formats the device runs (format=auto) or in one format, metadata.json (every metric marked measured or estimated, SHA-256 of every file), a README for the variant and device, selftest.py, Python and C++ examples, samples/ and SHA256SUMS. Without a query (the predecessor's route) it is the package for the experiment's target device. A run made before every export and sample was stored gets the files it has (its .eom and ONNX twin), with a note in metadata.json; 410 when the variant's .eom is no longer stored.
+         */
         get: operations["downloadVariant"];
         put?: never;
         post?: never;
@@ -629,12 +632,18 @@ export interface components {
             peak_memory_bytes?: number;
             notes?: string[];
             metrics?: Record<string, never>;
+            /** @description measured on the server's host, batch 1, all threads: p50/p95 of the best of three rounds, threads, rounds_p50 (each round's p50) and spread (slowest / fastest round) */
             host_latency_ms?: Record<string, never>;
+            /** @description the same at one thread */
             host_latency_ms_1thread?: Record<string, never> | null;
             device_estimates?: Record<string, never>[];
             target_device_estimate?: Record<string, never>;
             download?: string;
             measured?: string;
+            /** @description per-class counts and the confusion matrix on the test split; null for a variant that did not complete */
+            per_class?: components["schemas"]["PerClass"] | null;
+            /** @description true when the host timing rounds disagreed (slowest round p50 over 1.3x the fastest's, at 1 thread or all threads): the machine was busy, the host latency may be off */
+            host_latency_unstable?: boolean;
         };
         Results: {
             experiment_id: string;
@@ -647,6 +656,14 @@ export interface components {
             preprocessing?: string | null;
             estimates_note?: string;
             raw?: Record<string, never>;
+            /** @description output index -> class name; present once the baseline is measured (also in partial results) */
+            classes?: components["schemas"]["ClassInfo"][] | null;
+            /** @description the class names in output-index order (classes[i].name) */
+            class_names?: string[] | null;
+            /** @description true when any model's host timing was unstable (see host_latency_note); null before the final measurement */
+            host_latency_unstable?: boolean | null;
+            /** @description how host latency was measured, the stability criterion, and which models were unstable */
+            host_latency_note?: string | null;
         };
         RecommendationItem: {
             rank: number;
@@ -705,6 +722,15 @@ export interface components {
             technique?: string;
             /** @constant */
             is_estimate: true;
+            /**
+             * @description where the precision came from: the request's 'precision', the variant's recorded precision, or the model file (int8 when its activations carry int8 ranges, else fp32)
+             * @enum {string}
+             */
+            precision_source?: "request" | "results" | "file";
+            /** @description shipped, or local (N measurements) when the server's user folded on-board measurements of this device into their local calibration (edgeopt calibrate --measured) */
+            calibration?: string;
+            /** @description the local calibration's factor applied to the shipped estimate (present with a local calibration) */
+            local_calibration_factor?: number;
         };
         Event: {
             id: number;
@@ -728,6 +754,23 @@ export interface components {
         Deleted: {
             id: string;
             deleted: boolean;
+        };
+        /** @description A model output index and the dataset class it maps to: an image-folder/ZIP dataset's sub-folder name (folders are numbered in byte order of their names), a preset's published class name. */
+        ClassInfo: {
+            /** @description the model's output index i */
+            index: number;
+            name: string;
+        };
+        /** @description Measured on the same test images as the variant's accuracy, in the same pass. Arrays are indexed by class (= model output index, see `classes`). */
+        PerClass: {
+            /** @description test images whose true class is c; sums to the variant's samples */
+            support: number[];
+            /** @description of those, predicted as c; sums to accuracy x samples */
+            correct: number[];
+            /** @description correct / support (0..1); null when support is 0 */
+            accuracy: (number | null)[];
+            /** @description confusion[true_class][predicted_class]: test images */
+            confusion: number[][];
         };
     };
     responses: never;
@@ -1924,7 +1967,12 @@ export interface operations {
     };
     downloadVariant: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description a device id or alias of GET /api/devices; default: the experiment's target device */
+                device?: string;
+                /** @description auto: every format the device runs; or only tflite, onnx or eom */
+                format?: "auto" | "tflite" | "onnx" | "eom";
+            };
             header?: never;
             path: {
                 id: string;
@@ -1981,6 +2029,24 @@ export interface operations {
             };
             /** @description Error */
             410: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Error */
+            503: {
                 headers: {
                     [name: string]: unknown;
                 };

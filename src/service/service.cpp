@@ -263,10 +263,12 @@ Result<json> Service::attach_model(const std::string& id, const std::string& upl
   const std::string format = summary["format"].get<std::string>();
   static const std::map<std::string, std::set<std::string>> frameworks{
       {"onnx", {"onnx"}}, {"keras-h5", {"keras", "tensorflow", "tf", "keras-h5"}}, {"keras-v3", {"keras", "tensorflow", "tf", "keras-v3"}},
-      {"torchscript", {"pytorch", "torch", "torchscript"}}, {"eom", {"eom", "edgeopt"}}};
+      {"torchscript", {"pytorch", "torch", "torchscript"}}, {"tflite", {"tflite", "tensorflow", "tf", "litert"}},
+      {"eom", {"eom", "edgeopt"}}};
   std::string declared = declared_framework.empty() ? e->config.value("framework", "") : declared_framework;
   std::transform(declared.begin(), declared.end(), declared.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  if (!declared.empty() && !frameworks.at(format).count(declared)) {
+  const auto known = frameworks.find(format);
+  if (!declared.empty() && (known == frameworks.end() || !known->second.count(declared))) {
     summary["notes"].push_back("the experiment says framework '" + declared + "', but the file is " + format + "; EdgeOpt goes by the file");
   }
   summary.erase("layers");

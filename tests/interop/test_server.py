@@ -199,6 +199,27 @@ def test_a_zoo_model_instead_of_an_upload(server):
     assert server.get(f"/api/experiments/{e['id']}").json()["dataset_name"] == "mnist"  # the model's own dataset
 
 
+def test_a_tflite_upload_declared_as_tensorflow(tmp_path, fashion_dir):
+    """A .tflite file (EdgeOpt's own full-precision export) is imported at once; a declared framework
+    of another spelling is a note, never a server error."""
+    from conftest import edgeopt_bin
+    tflite = tmp_path / "fashion_cnn.tflite"
+    r = subprocess.run([edgeopt_bin(), "export", MODEL, "--out", str(tflite), "--format", "tflite", "--kind", "fp32"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    s = Server(tmp_path, workers=0)
+    try:
+        for framework in ("tensorflow", "pytorch"):
+            e = create_experiment(s, dataset_name="fashion_mnist", framework=framework)
+            r = upload_model(s, e["id"], path=str(tflite))
+            assert r.status_code == 200, r.text
+            model = r.json()["model"]
+            assert model["format"] == "tflite" and model["params"] > 0 and model["macs"] > 0, model
+            notes = " ".join(model["notes"])
+            assert ("framework 'pytorch'" in notes) == (framework == "pytorch"), model["notes"]
+    finally:
+        s.stop()
+
+
 def test_stream_of_an_experiment_never_started_says_so_and_ends(server):
     e = create_experiment(server)
     events = sse_events(server, e["id"], timeout=10)

@@ -139,7 +139,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Upload a model (.onnx, .h5, .keras, TorchScript .pt) or pick a zoo model; imported at once */
+        /** Upload a model (.onnx, .h5, .keras, TorchScript .pt, .tflite) or pick a zoo model; imported at once */
         post: operations["uploadModel"];
         delete?: never;
         options?: never;

@@ -344,7 +344,7 @@ function ModelStep({ id, model, onModel }: { id: string; model: Summary | null; 
   const pick = useMutation({ mutationFn: (n: string) => api.pickZooModel(id, n), onMutate: () => onModel(null), onSuccess: (r) => onModel(r.model as Summary) });
   return (
     <div className="space-y-3">
-      <DropZone accept=".onnx,.h5,.keras,.pt" label="Choose a model file (.onnx, .h5, .keras, .pt)" onFile={(f) => up.mutate(f)} busy={up.isPending} progress={progress} />
+      <DropZone accept=".onnx,.h5,.keras,.pt,.tflite" label="Choose a model file (.onnx, .h5, .keras, .pt, .tflite)" onFile={(f) => up.mutate(f)} busy={up.isPending} progress={progress} />
       {up.isError && <ErrorBox error={up.error} title="The server could not import this model" />}
       {pick.isError && <ErrorBox error={pick.error} title="Cannot use this zoo model" />}
       <div>

@@ -6,6 +6,9 @@ VENV=${1:-.venv}
 if [ ! -x "$VENV/bin/python" ]; then
   /usr/bin/python3 -m venv --system-site-packages "$VENV"
 fi
-if ! "$VENV/bin/python" -c "import onnxruntime, pytest, onnx.reference, ai_edge_litert.interpreter, requests, schemathesis" 2>/dev/null; then
+# Installs again whenever tests/interop/requirements.txt changed since the last install (a stamp in the venv).
+stamp="$VENV/.edgeopt-requirements"
+if ! cmp -s tests/interop/requirements.txt "$stamp" || ! "$VENV/bin/python" -c "import onnxruntime, pytest, onnx.reference, ai_edge_litert.interpreter, requests, schemathesis" 2>/dev/null; then
   "$VENV/bin/pip" install -q --disable-pip-version-check -r tests/interop/requirements.txt
+  cp tests/interop/requirements.txt "$stamp"
 fi

@@ -17,6 +17,9 @@ for bin in "$BUILD"/fuzz_*; do
   scratch=$(mktemp -d)
   if ! TMPDIR="$scratch" LSAN_OPTIONS=suppressions=tests/fuzz/lsan.supp "$bin" -max_total_time="$SECONDS_EACH" -rss_limit_mb=4096 -max_len=1048576 -print_final_stats=0 -artifact_prefix="$work/" "$work" > "$work.log" 2>&1; then
     echo "FAILED: $name"; tail -40 "$work.log"; failed=1
+    # The input that crashed it is kept for the regression corpus (the scratch folder is removed).
+    mkdir -p "$BUILD/crashes/$name" && cp "$work"/crash-* "$work"/leak-* "$work"/timeout-* "$work"/oom-* "$BUILD/crashes/$name/" 2>/dev/null || true
+    echo "crash inputs kept in $BUILD/crashes/$name/"
   fi
   rm -rf "$work" "$work.log" "$scratch"
 done

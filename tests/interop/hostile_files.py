@@ -196,6 +196,14 @@ def ts_short_storage(path):
     os.remove(tmp)
 
 
+def ts_append_to_non_list(path):
+    """A data.pkl whose APPEND targets None instead of a list (found by fuzz_torchscript_archive)."""
+    tmp = path + ".src"
+    _linear_archive(tmp)
+    _rewrite_zip(tmp, path, lambda name, data: b"\x80\x02NNa." if name.endswith("/data.pkl") else data)
+    os.remove(tmp)
+
+
 def ts_storage_bomb(path, inflated=3 << 30):
     """A storage entry that deflates to 3 GiB of zeros, and a data.pkl that declares it so."""
     tmp = path + ".src"

@@ -210,6 +210,12 @@ def test_torchscript_short_storage(case):
     check(case, ["inspect", model], words=["storage"])
 
 
+def test_torchscript_append_to_non_list(case):
+    model = case.model("append.pt")
+    hf.ts_append_to_non_list(model)
+    check(case, ["inspect", model], words=["not a list"])
+
+
 def test_torchscript_storage_bomb(case):
     model = case.model("bomb.pt")
     hf.ts_storage_bomb(model)

@@ -116,8 +116,8 @@ class PickleWalker {
         case 't': push(sequence(PValue::Kind::kTuple, pop_to_mark())); break;
         case ']': push(sequence(PValue::Kind::kList, {})); break;
         case 'l': push(sequence(PValue::Kind::kList, pop_to_mark())); break;
-        case 'a': { PValue v = pop(); top().items->push_back(std::move(v)); break; }
-        case 'e': { std::vector<PValue> v = pop_to_mark(); for (auto& x : v) top().items->push_back(std::move(x)); break; }
+        case 'a': { PValue v = pop(); list_top().push_back(std::move(v)); break; }
+        case 'e': { std::vector<PValue> v = pop_to_mark(); for (auto& x : v) list_top().push_back(std::move(x)); break; }
         case '}': push(sequence(PValue::Kind::kDict, {})); break;
         case 'd': push(sequence(PValue::Kind::kDict, pop_to_mark())); break;
         case 's': { PValue v = pop(), k = pop(); top(); break; }
@@ -195,6 +195,12 @@ class PickleWalker {
     if (stack_.empty() || stack_.back().kind == PValue::Kind::kMark) bad("reads an empty pickle stack");
     if (!stack_.back().items && (stack_.back().kind == PValue::Kind::kList || stack_.back().kind == PValue::Kind::kDict)) bad("is inconsistent");
     return stack_.back();
+  }
+  // APPEND and APPENDS add to a list; anything else under them is a crafted pickle.
+  std::vector<PValue>& list_top() {
+    PValue& t = top();
+    if (t.kind != PValue::Kind::kList || !t.items) bad("appends to something that is not a list");
+    return *t.items;
   }
   std::vector<PValue> pop_to_mark() {
     std::vector<PValue> items;

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <nlohmann/json.hpp>
+#include <onnx/onnx_pb.h>
 #include <sstream>
 
 #include "common/file_io.h"
@@ -64,7 +65,76 @@ struct ModelFile {
   json runtime_accuracy;  // measured in that runtime by optimize, when it was
   std::string kind;       // the export's kind (fp32, fp16, dynamic_int8, int8, qdq_int8); empty for the .eom
   json estimate;          // the shipped calibration's estimate for this file on the device, or null
+  int opset = 0;          // an ONNX file's default-domain opset, read from the file (0: unreadable)
 };
+
+// The default-domain ("" or "ai.onnx") opset an ONNX file imports; 0 when the bytes are not a model.
+int onnx_opset(const std::string& bytes) {
+  onnx::ModelProto model;
+  if (!model.ParseFromString(bytes)) return 0;
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") return static_cast<int>(o.version());
+  }
+  return 0;
+}
+
+std::string engine_name(const std::string& onnx_path, const estimator::JetPackRelease& r) {
+  return fs::path(onnx_path).stem().string() + ".jetpack" + r.version + ".trt" + r.tensorrt + ".engine";
+}
+
+// The trtexec command lines for each JetPack release the catalogue lists for this device, per
+// shipped ONNX file: FP32 files with --fp16 where the device's TensorRT runs fp16; QDQ INT8 files
+// with explicit quantization (--int8, plus --fp16 for the layers left in float) only where its
+// TensorRT has int8; and only where the file's opset is one that release's ONNX parser reads.
+json tensorrt_plan(const estimator::Device& device, const std::vector<ModelFile>& models) {
+  const estimator::RuntimeSupport* trt = device.find_runtime("tensorrt");
+  if (!trt || device.jetpack.empty()) return nullptr;
+  const bool fp16 = trt->find(estimator::Precision::kFp16) != nullptr;
+  const bool int8 = trt->find(estimator::Precision::kInt8) != nullptr;
+  json releases = json::array();
+  for (const estimator::JetPackRelease& r : device.jetpack) {
+    json files = json::array();
+    for (const ModelFile& m : models) {
+      if (m.format != "onnx") continue;
+      const bool qdq = m.kind == "qdq_int8";
+      json f{{"model", m.path}, {"variant", qdq ? "qdq_int8" : "fp32"}, {"opset", m.opset}, {"parser_opset_max", r.onnx_opset_max}};
+      if (m.opset <= 0) {
+        f["command"] = nullptr;
+        f["why_not"] = "the ONNX file's opset could not be read";
+      } else if (m.opset > r.onnx_opset_max) {
+        f["command"] = nullptr;
+        f["why_not"] = "the file is opset " + std::to_string(m.opset) + " and TensorRT " + r.tensorrt + "'s ONNX parser reads up to opset " + std::to_string(r.onnx_opset_max);
+      } else if (qdq && !int8) {
+        f["command"] = nullptr;
+        f["why_not"] = "TensorRT on " + device.name + " has no int8 (EdgeOpt's catalogue, tensorrt precisions: " + trt->precision_list() +
+                       "), so it cannot build this QDQ INT8 file as int8: run it with ONNX Runtime on the CPU, or package the fp32 variant for TensorRT (--fp16)";
+      } else {
+        std::string flags = qdq ? (fp16 ? " --int8 --fp16" : " --int8") : (fp16 ? " --fp16" : "");
+        f["flags"] = json::array();
+        std::istringstream words(flags);
+        for (std::string w; words >> w;) f["flags"].push_back(w);
+        f["engine"] = engine_name(m.path, r);
+        f["command"] = "/usr/src/tensorrt/bin/trtexec --onnx=" + m.path + flags + " --saveEngine=" + f["engine"].get<std::string>();
+        f["how"] = qdq ? "Explicit quantization: TensorRT takes the int8 scales from the file's QuantizeLinear/DequantizeLinear pairs (no calibration); "
+                         "`--int8` enables int8 kernels" + std::string(fp16 ? ", `--fp16` lets the layers outside the Q/DQ pairs run in fp16" : "")
+                       : (fp16 ? "`--fp16` lets TensorRT pick fp16 kernels, which the catalogue lists for this device's TensorRT" : "FP32 kernels (the catalogue lists no fp16 for this device's TensorRT)");
+      }
+      files.push_back(f);
+    }
+    // The addresses of the catalogue's source keys this release cites.
+    json sources = json::object();
+    const json cited = device.document.value("sources", json::object());
+    for (const auto& [key, url] : cited.items()) {
+      if (url.is_string() && (r.source.find(key) != std::string::npos || r.note.find(key) != std::string::npos)) sources[key] = url;
+    }
+    releases.push_back({{"jetpack", r.version}, {"l4t", r.l4t.empty() ? json(nullptr) : json(r.l4t)}, {"tensorrt", r.tensorrt}, {"cuda", r.cuda},
+                        {"onnx_opset_max", r.onnx_opset_max}, {"source", r.source}, {"note", r.note}, {"sources", sources}, {"files", files}});
+  }
+  return {{"releases", releases}, {"trtexec", "/usr/src/tensorrt/bin/trtexec"},
+          {"tensorrt_precisions", trt->precision_list()},
+          {"source", "EdgeOpt's device catalogue, data/devices/" + device.id + ".json (\"jetpack\", with each release's sources)"},
+          {"note", "an engine is tied to the TensorRT version and GPU that built it: build it on the board, with the JetPack it runs"}};
+}
 
 // The estimator's view of a model file: the runtime that runs it and the precision it computes in
 // (float16 weights are widened to float32 on a CPU; dynamic-range int8 is not modelled).
@@ -181,7 +251,8 @@ std::string device_runtimes(const estimator::Device& d) {
 }
 
 std::string readme(const json& results, const json& v, const json& baseline, const estimator::Device& device,
-                   const std::vector<ModelFile>& models, const std::vector<std::string>& notes, const json& estimate, const json& edgetpu) {
+                   const std::vector<ModelFile>& models, const std::vector<std::string>& notes, const json& estimate, const json& edgetpu,
+                   const json& tensorrt) {
   std::ostringstream r;
   const std::string technique = v.value("technique", "");
   r << "# " << technique << " variant of " << fs::path(results.value("model", "model")).filename().string() << " for " << device.name << "\n\n";
@@ -266,17 +337,31 @@ std::string readme(const json& results, const json& v, const json& baseline, con
       << "./example_onnx samples/sample_0.png\n```\n\n"
       << "With an ONNX Runtime release archive instead, use its `include/` for `ORT_INCLUDE` and its `lib/` for `ORT_LIB`.\n\n";
   }
-  const bool jetson = device.find_runtime("tensorrt") != nullptr;
-  if (jetson && has_onnx) {
-    r << "On a Jetson, TensorRT builds an engine from the ONNX file (JetPack provides `trtexec`; the device catalogue lists "
-         "no JetPack version, so this command is not pinned to one):\n\n```sh\n/usr/src/tensorrt/bin/trtexec --onnx=";
-    for (const ModelFile& m : models) {
-      if (m.format == "onnx") {
-        r << m.path;
-        break;
+  if (tensorrt.is_object()) {
+    r << "## TensorRT on " << device.name << "\n\n"
+      << "TensorRT builds an engine from the ONNX file on the board (`trtexec` comes with JetPack). The commands below are pinned to the JetPack "
+         "releases EdgeOpt's device catalogue lists for this device; check yours with `apt show nvidia-jetpack` (or `cat /etc/nv_tegra_release`). "
+      << "An engine only runs with the TensorRT version and GPU that built it.\n\n";
+    for (const json& rel : tensorrt["releases"]) {
+      r << "### JetPack " << rel.value("jetpack", "") << " (TensorRT " << rel.value("tensorrt", "") << ", CUDA " << rel.value("cuda", "");
+      if (rel["l4t"].is_string()) r << ", L4T " << rel["l4t"].get<std::string>();
+      r << ")\n\n";
+      std::string commands;
+      for (const json& f : rel["files"]) {
+        r << "- `" << f.value("model", "") << "` (" << (f.value("variant", "") == "qdq_int8" ? "QDQ INT8" : "FP32") << "): ONNX opset " << f.value("opset", 0)
+          << "; TensorRT " << rel.value("tensorrt", "") << "'s ONNX parser reads up to opset " << f.value("parser_opset_max", 0) << ". ";
+        if (f["command"].is_string()) {
+          r << f.value("how", "") << ".\n";
+          commands += f["command"].get<std::string>() + "\n";
+        } else {
+          r << "No trtexec command: " << f.value("why_not", "") << ".\n";
+        }
       }
+      if (!commands.empty()) r << "\n```sh\n" << commands << "```\n";
+      r << "\nSource: " << rel.value("source", "") << (rel.value("note", "").empty() ? "" : "; " + rel.value("note", "")) << ".";
+      for (const auto& [key, url] : rel["sources"].items()) r << " " << key << " " << url.get<std::string>();
+      r << "\n\n";
     }
-    r << " --saveEngine=model.plan" << (v.value("precision", "fp32") == "int8" ? " --int8" : " --fp16") << "\n```\n\n";
   }
   if (edgetpu.is_object()) {
     r << "## Edge TPU\n\n";
@@ -419,6 +504,7 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
       } else {
         entries.push_back({m.path, result_file(name_of(recorded), what)});
       }
+      if (m.format == "onnx") m.opset = onnx_opset(entries.back().bytes);
       models.push_back(std::move(m));
     };
     const json exports = v.value("exports", json::array());
@@ -596,9 +682,15 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
     json model_list = json::array();
     for (const ModelFile& m : models) {
       model_list.push_back({{"path", m.path}, {"format", m.format}, {"runtime", m.runtime}, {"precision", m.precision}, {"note", m.note},
-                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}, {"estimate", m.estimate}});
+                            {"tolerance", m.tolerance}, {"runtime_accuracy", m.runtime_accuracy}, {"estimate", m.estimate},
+                            {"onnx_opset", m.format == "onnx" ? json(m.opset) : json(nullptr)}});
     }
     const json estimate = device_estimate(v, request.device);
+    const json tensorrt = tensorrt_plan(*device, models);
+    json onnx_opset = nullptr;
+    for (const ModelFile& m : models) {
+      if (m.format == "onnx" && m.opset > 0) onnx_opset = m.opset;
+    }
     json metadata{{"edgeopt_version", EDGEOPT_VERSION},
                   {"package_format_version", 1},
                   {"source_model", fs::path(results.value("model", "")).filename().string()},
@@ -615,13 +707,14 @@ Result<PackageSummary> write_package(const PackageRequest& request) {
                   {"baseline_metrics", metrics_of(results["baseline"], results)},
                   {"device_estimate", estimate},
                   {"edgetpu", edgetpu_info},
+                  {"tensorrt", tensorrt},
                   {"estimator", estimator_info},
                   {"samples", sample_meta},
                   {"notes", notes},
-                  {"format_versions", {{"eom", 2}, {"onnx_opset", 13}, {"tflite_schema", 3}}},
+                  {"format_versions", {{"eom", 2}, {"onnx_opset", onnx_opset}, {"tflite_schema", 3}}},
                   {"files", files}};
     Entry meta{"metadata.json", metadata.dump(2) + "\n"};
-    Entry readme_entry{"README.md", readme(results, v, results["baseline"], *device, models, notes, estimate, edgetpu_info)};
+    Entry readme_entry{"README.md", readme(results, v, results["baseline"], *device, models, notes, estimate, edgetpu_info, tensorrt)};
     entries.push_back(std::move(meta));
     entries.push_back(std::move(readme_entry));
     std::string sums;

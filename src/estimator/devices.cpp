@@ -42,6 +42,48 @@ Precision need_precision(const std::string& name, const std::string& where) {
   return *p;
 }
 
+bool dotted_version(const std::string& v) {
+  if (v.empty() || v.front() == '.' || v.back() == '.' || v.find("..") != std::string::npos) return false;
+  return std::all_of(v.begin(), v.end(), [](char c) { return (c >= '0' && c <= '9') || c == '.'; });
+}
+
+// "jetpack": the JetPack releases of a Jetson, each with its TensorRT, CUDA and the newest ONNX
+// opset its parser reads (a sourced number); a device runs TensorRT exactly when it lists them.
+std::vector<JetPackRelease> parse_jetpack(const json& doc, const std::string& where) {
+  std::vector<JetPackRelease> out;
+  if (!doc.contains("jetpack")) return out;
+  const std::string hint = "see \"jetpack\" in data/devices/README.md";
+  const json& list = doc.at("jetpack");
+  if (!list.is_array() || list.empty()) fail(ErrorCode::kCorruptFile, where + ": \"jetpack\" must be a non-empty list of releases", hint);
+  for (const json& e : list) {
+    if (!e.is_object()) fail(ErrorCode::kCorruptFile, where + ": a \"jetpack\" entry must be an object", hint);
+    JetPackRelease r;
+    r.version = text(e, "version");
+    const std::string at = where + ": JetPack '" + r.version + "'";
+    if (!dotted_version(r.version)) fail(ErrorCode::kCorruptFile, where + ": a \"jetpack\" entry needs a \"version\" like \"4.6.1\"", hint);
+    for (const auto& [key, field] : {std::pair{"tensorrt", &r.tensorrt}, std::pair{"cuda", &r.cuda}}) {
+      *field = text(e, key);
+      if (!dotted_version(*field)) fail(ErrorCode::kCorruptFile, at + " needs \"" + key + "\" as a version string like \"8.2.1\"", hint);
+    }
+    r.l4t = text(e, "l4t");
+    if (e.contains("l4t") && !dotted_version(r.l4t)) fail(ErrorCode::kCorruptFile, at + ": \"l4t\" must be a version string", hint);
+    r.source = text(e, "source");
+    if (r.source.empty()) fail(ErrorCode::kCorruptFile, at + " has no \"source\"", "cite NVIDIA's JetPack page or release notes; " + hint);
+    const json& opset = e.contains("onnx_opset_max") ? e.at("onnx_opset_max") : json();
+    if (!opset.is_object() || !opset.contains("value") || !opset.at("value").is_number_integer() || text(opset, "source").empty() ||
+        opset.at("value").get<std::int64_t>() < 7 || opset.at("value").get<std::int64_t>() > 100) {
+      fail(ErrorCode::kCorruptFile, at + ": \"onnx_opset_max\" must be a sourced integer opset (7 or later)", hint);
+    }
+    r.onnx_opset_max = opset.at("value").get<int>();
+    r.note = text(e, "note");
+    for (const auto& seen : out) {
+      if (seen.version == r.version) fail(ErrorCode::kCorruptFile, at + " is listed twice", hint);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
 Device parse(const json& doc, const std::string& source) {
   if (!doc.is_object()) fail(ErrorCode::kCorruptFile, source + ": a device file must hold a JSON object");
   Device d;
@@ -137,6 +179,15 @@ Device parse(const json& doc, const std::string& source) {
     std::sort(rt.precisions.begin(), rt.precisions.end(),
               [](const RuntimePrecision& a, const RuntimePrecision& b) { return a.requested < b.requested; });
     d.runtimes.push_back(std::move(rt));
+  }
+  d.jetpack = parse_jetpack(doc, where);
+  const bool tensorrt = d.find_runtime("tensorrt") != nullptr;
+  if (tensorrt && d.jetpack.empty()) {
+    fail(ErrorCode::kCorruptFile, where + ": runs TensorRT but lists no \"jetpack\" release",
+         "list the JetPack releases with their TensorRT and CUDA versions (data/devices/README.md)");
+  }
+  if (!tensorrt && !d.jetpack.empty()) {
+    fail(ErrorCode::kCorruptFile, where + ": lists \"jetpack\" releases but no tensorrt runtime", "add the tensorrt runtime or drop \"jetpack\"");
   }
   if (doc.contains("notes") && doc["notes"].is_array()) {
     for (const auto& n : doc["notes"])

@@ -41,6 +41,18 @@ struct RuntimeSupport {
   std::string precision_list() const;  // "fp32, int8" for messages
 };
 
+// A JetPack release the catalogue lists for a Jetson (data/devices/README.md "jetpack"): the
+// TensorRT and CUDA it ships and the newest ONNX opset that TensorRT's ONNX parser reads.
+struct JetPackRelease {
+  std::string version;   // "4.6.1"
+  std::string l4t;       // Jetson Linux release; may be empty
+  std::string tensorrt;  // "8.2.1"
+  std::string cuda;      // "10.2"
+  int onnx_opset_max = 0;
+  std::string source;
+  std::string note;
+};
+
 using PerPrecision = std::array<double, static_cast<std::size_t>(Precision::kCount)>;
 
 struct Device {
@@ -75,6 +87,7 @@ struct Device {
   double load_w = 0;
 
   std::vector<RuntimeSupport> runtimes;
+  std::vector<JetPackRelease> jetpack;  // required exactly when a runtime is tensorrt
   std::vector<std::string> notes;
   nlohmann::json document;  // the file as read
 

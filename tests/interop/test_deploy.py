@@ -341,3 +341,49 @@ def test_package_refuses_what_it_cannot_do(fashion_run, tmp_path):
     r = run_cli("package", tmp_path, "--technique", "fp32", "--device", "raspberry_pi_4")
     assert r.code == 1 and "results" in r.stderr
     assert not list(tmp_path.glob("*.zip*"))
+
+
+def catalogue_device(device):
+    with open(os.path.join(ROOT, "data", "devices", device + ".json")) as f:
+        return json.load(f)
+
+
+@pytest.mark.parametrize("technique,device", [("fp32", "jetson_nano"), ("ptq_int8", "jetson_nano"),
+                                              ("fp32", "jetson_orin_nano"), ("ptq_int8", "jetson_orin_nano")])
+def test_jetson_package_pins_trtexec_to_the_catalogues_jetpack_releases(fashion_run, tmp_path, technique, device):
+    import onnx
+    out, _ = fashion_run
+    zip_path, _ = package(out, technique, device, tmp_path)
+    pkg = unzip(zip_path, tmp_path / "pkg")
+    meta = json.load(open(pkg / "metadata.json"))
+    readme = open(pkg / "README.md").read()
+    doc = catalogue_device(device)
+    trt_precisions = next(r for r in doc["runtimes"] if r["id"] == "tensorrt")["precisions"]
+    onnx_models = [m for m in meta["models"] if m["path"].endswith(".onnx")]
+    assert len(onnx_models) == 1, meta["models"]
+    model_path = onnx_models[0]["path"]
+    # The opset the package states is the file's own.
+    opset = next(o.version for o in onnx.load(str(pkg / model_path)).opset_import if o.domain in ("", "ai.onnx"))
+    assert onnx_models[0]["onnx_opset"] == opset and meta["format_versions"]["onnx_opset"] == opset
+    releases = meta["tensorrt"]["releases"]
+    assert [(r["jetpack"], r["tensorrt"], r["cuda"], r["onnx_opset_max"]) for r in releases] == \
+           [(j["version"], j["tensorrt"], j["cuda"], j["onnx_opset_max"]["value"]) for j in doc["jetpack"]]
+    for r in releases:
+        assert f"### JetPack {r['jetpack']} (TensorRT {r['tensorrt']}, CUDA {r['cuda']}" in readme
+        assert r["sources"] and all(url.startswith("https://") and url in readme for url in r["sources"].values())
+        f = r["files"][0]
+        assert f["model"] == model_path and f["opset"] == opset and opset <= r["onnx_opset_max"]
+        assert f"ONNX opset {opset}; TensorRT {r['tensorrt']}'s ONNX parser reads up to opset {r['onnx_opset_max']}" in readme
+        int8_file = technique == "ptq_int8"
+        if int8_file and "int8" not in trt_precisions:
+            # The Jetson Nano's TensorRT has no int8 (Maxwell): no INT8 command, and the README says why.
+            assert f["command"] is None and "has no int8" in f["why_not"]
+            assert "--int8" not in readme and "No trtexec command: TensorRT on" in readme
+            continue
+        expected = ["--int8", "--fp16"] if int8_file else ["--fp16"]
+        assert "fp16" in trt_precisions and f["flags"] == expected
+        engine = f"{technique}.jetpack{r['jetpack']}.trt{r['tensorrt']}.engine"
+        command = f"/usr/src/tensorrt/bin/trtexec --onnx={model_path} {' '.join(expected)} --saveEngine={engine}"
+        assert f["command"] == command and command + "\n" in readme
+        if int8_file:
+            assert "Explicit quantization" in readme

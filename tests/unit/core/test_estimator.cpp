@@ -158,6 +158,50 @@ TEST(DeviceCatalog, BadDocumentsAreErrors) {
   EXPECT_FALSE(load_device_catalog(kRoot + "/no/such/dir").ok());
 }
 
+TEST(DeviceCatalog, JetsonsListTheirJetPackReleases) {
+  for (const char* id : {"jetson_nano", "jetson_xavier_nx", "jetson_orin_nano"}) {
+    const auto* d = fixture().catalog.find(id);
+    ASSERT_NE(d, nullptr) << id;
+    ASSERT_FALSE(d->jetpack.empty()) << id;
+    for (const auto& r : d->jetpack) {
+      EXPECT_FALSE(r.tensorrt.empty() || r.cuda.empty() || r.source.empty()) << id << " " << r.version;
+      EXPECT_GE(r.onnx_opset_max, 13) << id << " " << r.version;  // EdgeOpt exports opset 13
+    }
+  }
+  const auto* nano = fixture().catalog.find("jetson_nano");
+  ASSERT_EQ(nano->jetpack.size(), 1U);
+  EXPECT_EQ(nano->jetpack[0].version, "4.6.1");
+  EXPECT_EQ(nano->jetpack[0].tensorrt, "8.2.1");
+  EXPECT_EQ(nano->jetpack[0].cuda, "10.2");
+  EXPECT_TRUE(fixture().catalog.find("raspberry_pi_4")->jetpack.empty());
+}
+
+TEST(DeviceCatalog, MalformedJetPackEntriesAreRefused) {
+  const json good = fixture().catalog.find("jetson_orin_nano")->document;
+  ASSERT_TRUE(parse_device(good, "orin").ok());
+  auto refused = [&](const std::function<void(json&)>& edit, const std::string& expected) {
+    json doc = good;
+    edit(doc);
+    auto r = parse_device(doc, "orin-bad");
+    ASSERT_FALSE(r.ok()) << expected;
+    EXPECT_NE(r.error().message.find(expected), std::string::npos) << r.error().message;
+  };
+  refused([](json& d) { d.erase("jetpack"); }, "lists no \"jetpack\"");
+  refused([](json& d) { d["jetpack"] = json::array(); }, "non-empty list");
+  refused([](json& d) { d["jetpack"][0].erase("tensorrt"); }, "\"tensorrt\"");
+  refused([](json& d) { d["jetpack"][0]["cuda"] = 11.4; }, "\"cuda\"");
+  refused([](json& d) { d["jetpack"][0]["version"] = "five"; }, "\"version\"");
+  refused([](json& d) { d["jetpack"][0].erase("source"); }, "no \"source\"");
+  refused([](json& d) { d["jetpack"][0]["onnx_opset_max"] = 17; }, "sourced integer");  // a bare number
+  refused([](json& d) { d["jetpack"][0]["onnx_opset_max"]["value"] = 3; }, "sourced integer");
+  refused([](json& d) { d["jetpack"][1] = d["jetpack"][0]; }, "listed twice");
+  json pi = fixture().catalog.find("raspberry_pi_4")->document;
+  pi["jetpack"] = good["jetpack"];
+  auto r = parse_device(pi, "pi-bad");
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.error().message.find("no tensorrt runtime"), std::string::npos) << r.error().message;
+}
+
 // ---- bad input ----
 
 TEST(Estimator, UnknownDeviceRuntimeOrPrecisionListsTheChoices) {

@@ -35,6 +35,18 @@ def run_cli(*args, timeout=600):
     return CliResult(proc)
 
 
+def optimize_run(model, dataset, data_dir, out, normalize, techniques, devices):
+    """`edgeopt optimize` on the test split with the given techniques and devices (2 jobs, 2,000
+    training images); its results.json as a dict."""
+    args = ["optimize", model, "--dataset", dataset, "--no-download", "--out", out, "--techniques", techniques,
+            "--max-train-images", "2000", "--jobs", "2", "--devices", devices, "--normalize", normalize, "--json"]
+    if data_dir:
+        args[4:4] = ["--data-dir", data_dir]
+    r = run_cli(*args, timeout=1800)
+    assert r.code == 0, r.stderr
+    return r.json()
+
+
 @pytest.fixture
 def shared_dir():
     if not os.path.isdir(SHARED):

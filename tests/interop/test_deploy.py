@@ -17,7 +17,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, run_cli
+from conftest import ROOT, SHARED, optimize_run, run_cli
 
 litert = pytest.importorskip("ai_edge_litert.interpreter")
 ort = pytest.importorskip("onnxruntime")
@@ -28,14 +28,7 @@ ACCURACY_POINTS = 0.3
 
 
 def optimize(model, dataset, data_dir, out, normalize):
-    args = ["optimize", model, "--dataset", dataset, "--no-download", "--out", out, "--techniques", TECHNIQUES,
-            "--max-train-images", "2000", "--jobs", "2", "--devices", "raspberry_pi_4,coral_usb_pi4,jetson_orin_nano",
-            "--normalize", normalize, "--json"]
-    if data_dir:
-        args[4:4] = ["--data-dir", data_dir]
-    r = run_cli(*args, timeout=1800)
-    assert r.code == 0, r.stderr
-    return r.json()
+    return optimize_run(model, dataset, data_dir, out, normalize, TECHNIQUES, "raspberry_pi_4,coral_usb_pi4,jetson_orin_nano")
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import ROOT, SHARED, run_cli
+from conftest import ROOT, SHARED, optimize_run, run_cli
 from test_evaluate import mnist_all_test, normalized, ort_accuracy  # noqa: F401 (fixture)
 from test_qdq_import import qdq_accuracy
 
@@ -29,13 +29,7 @@ TECHNIQUES = "ptq_int8,prune_unstructured"
 
 
 def optimize(model, dataset, data_dir, out, normalize):
-    args = ["optimize", model, "--dataset", dataset, "--no-download", "--out", out, "--techniques", TECHNIQUES,
-            "--max-train-images", "2000", "--jobs", "2", "--devices", "raspberry_pi_4,coral_usb_pi4", "--normalize", normalize, "--json"]
-    if data_dir:
-        args[4:4] = ["--data-dir", data_dir]
-    r = run_cli(*args, timeout=1800)
-    assert r.code == 0, r.stderr
-    return r.json()
+    return optimize_run(model, dataset, data_dir, out, normalize, TECHNIQUES, "raspberry_pi_4,coral_usb_pi4")
 
 
 @pytest.fixture(scope="module")

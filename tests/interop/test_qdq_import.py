@@ -23,6 +23,16 @@ FIXTURES = {
 }
 
 
+def fixture_inputs(shared_dir, data_dir, images, fixture):
+    """A fixture's path, EdgeOpt's evaluation of it (accuracy, the preprocessing it found) and the
+    MNIST digits as its input."""
+    src = os.path.join(shared_dir, "fixtures", "models", fixture)
+    r = run_cli("evaluate", src, "--dataset", "mnist", "--data-dir", data_dir, "--normalize", "auto", "--json", "--no-download")
+    assert r.code == 0, r.stderr
+    prep = r.json()["preprocessing"]
+    return src, r.json(), normalized(images, prep).reshape((-1,) + FIXTURES[fixture]).astype(np.float32)
+
+
 def qdq_accuracy(path, x, labels):
     import onnxruntime as ort
     options = ort.SessionOptions()
@@ -59,11 +69,8 @@ def quantize(src, dst, x, per_channel, activation_type):
 @pytest.mark.parametrize("per_channel,activations", [(False, "QUInt8"), (True, "QInt8")])
 def test_ort_quantized_fixture_reads_back_with_ort_accuracy(shared_dir, mnist_all_test, tmp_path, fixture, per_channel, activations):  # noqa: F811
     data_dir, images, labels = mnist_all_test
-    src = os.path.join(shared_dir, "fixtures", "models", fixture)
-    r = run_cli("evaluate", src, "--dataset", "mnist", "--data-dir", data_dir, "--normalize", "auto", "--json", "--no-download")
-    assert r.code == 0, r.stderr
-    prep = r.json()["preprocessing"]
-    x = normalized(images, prep).reshape((-1,) + FIXTURES[fixture]).astype(np.float32)
+    src, source_eval, x = fixture_inputs(shared_dir, data_dir, images, fixture)
+    prep = source_eval["preprocessing"]
     dst = str(tmp_path / ("q_" + fixture))
     # Calibration on 200 of the train copy's digits (the first 1,000 of the file); scoring on all 10,000.
     quantize(src, dst, x[:200], per_channel, getattr(quantization.QuantType, activations))

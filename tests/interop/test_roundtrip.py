@@ -21,8 +21,8 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, SHARED, optimize_run, run_cli
-from test_evaluate import mnist_all_test, normalized, ort_accuracy  # noqa: F401 (fixture)
-from test_qdq_import import qdq_accuracy
+from test_evaluate import mnist_all_test, ort_accuracy  # noqa: F401 (fixture)
+from test_qdq_import import FIXTURES, fixture_inputs, qdq_accuracy
 
 POINTS = 0.1
 TECHNIQUES = "ptq_int8,prune_unstructured"
@@ -85,22 +85,13 @@ def test_every_export_reads_back_with_its_runtimes_accuracy(run, request):
     assert {("tflite", "int8", "float32"), ("tflite", "int8", "int8")} <= kinds, kinds
 
 
-ONNX_FIXTURES = {
-    "keras2onnx_mnist_nhwc.onnx": (28, 28, 1),
-    "pytorch1.10_mnist_cnn.onnx": (1, 28, 28),
-}
-
-
-@pytest.mark.parametrize("fixture", sorted(ONNX_FIXTURES))
+@pytest.mark.parametrize("fixture", sorted(FIXTURES))
 def test_nncf_quantized_fixture_reads_back_with_onnx_runtimes_accuracy(shared_dir, mnist_all_test, tmp_path, fixture):  # noqa: F811
     if importlib.util.find_spec("nncf") is None:  # not imported here: see nncf_quantize.py
         pytest.skip("nncf is not installed (tests/interop/requirements.txt)")
     data_dir, images, labels = mnist_all_test
-    src = os.path.join(shared_dir, "fixtures", "models", fixture)
-    r = run_cli("evaluate", src, "--dataset", "mnist", "--data-dir", data_dir, "--normalize", "auto", "--json", "--no-download")
-    assert r.code == 0, r.stderr
-    prep = r.json()["preprocessing"]
-    x = normalized(images, prep).reshape((-1,) + ONNX_FIXTURES[fixture]).astype(np.float32)
+    src, source_eval, x = fixture_inputs(shared_dir, data_dir, images, fixture)
+    prep = source_eval["preprocessing"]
     calib = tmp_path / "calib.npy"
     np.save(calib, x[:200])  # calibration on the train copy's digits (the first 1,000 of the file)
     dst = str(tmp_path / ("nncf_" + fixture))
@@ -115,7 +106,7 @@ def test_nncf_quantized_fixture_reads_back_with_onnx_runtimes_accuracy(shared_di
     assert ours.code == 0, ours.stderr
     reference = qdq_accuracy(dst, x, labels)
     table_row(f"NNCF {fixture}", "ONNX Runtime (as written)", reference, ours.json()["accuracy"])
-    print(f"  (the FP32 source: {r.json()['accuracy'] * 100:.2f} % in EdgeOpt; ONNX Runtime with its default optimizations, "
+    print(f"  (the FP32 source: {source_eval['accuracy'] * 100:.2f} % in EdgeOpt; ONNX Runtime with its default optimizations, "
           f"its own int8 kernels: {ort_accuracy(dst, x, labels) * 100:.2f} %)")
     assert abs(ours.json()["accuracy"] - reference) * 100 <= POINTS, (ours.json()["accuracy"], reference)
     for args in (("benchmark", dst, "--runs", "3", "--json"), ("estimate", dst, "--device", "coral_usb_pi4", "--json")):
